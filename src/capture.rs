@@ -1,0 +1,152 @@
+//! Capture sources: saved pcap/pcapng files (or standard input) through
+//! libpcap. The only module that talks to libpcap.
+
+use std::fmt;
+
+use pcap::{Capture, Offline, Precision};
+
+use crate::link;
+use crate::model::Timestamp;
+
+/// Why a capture could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot open capture file {path}: {message}")]
+    Open { path: String, message: String },
+    #[error(
+        "{path}: unsupported link type {name}; xmppscope reads Ethernet (with VLAN tags), Linux cooked SLL/SLL2, BSD NULL/LOOP and raw IPv4/IPv6"
+    )]
+    UnsupportedLinkType { path: String, name: String },
+    #[error("{path}: error reading after frame {after}: {message}")]
+    Read {
+        path: String,
+        after: u64,
+        message: String,
+    },
+}
+
+/// A frame borrowed from the capture's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    /// 1-based record number.
+    pub number: u64,
+    pub ts: Timestamp,
+    /// Length on the wire.
+    pub len: u32,
+    pub data: &'a [u8],
+}
+
+/// How reading ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// All records read.
+    Complete,
+    /// The file stops inside a record (libpcap's message); everything
+    /// before it was read.
+    Truncated(String),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Complete => f.write_str("complete"),
+            Self::Truncated(m) => write!(f, "cut short: {m}"),
+        }
+    }
+}
+
+/// An open capture file.
+pub struct FileSource {
+    cap: Capture<Offline>,
+    path: String,
+    linktype: i32,
+    number: u64,
+}
+
+impl FileSource {
+    /// Open a pcap or pcapng file; `-` is standard input.
+    ///
+    /// # Errors
+    /// The file cannot be opened, is not a capture, or has a link type we do
+    /// not dissect.
+    pub fn open(path: &str) -> Result<Self, CaptureError> {
+        let cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
+            CaptureError::Open {
+                path: display_path(path),
+                message: e.to_string(),
+            }
+        })?;
+        let linktype = cap.get_datalink().0;
+        if !link::supported(linktype) {
+            return Err(CaptureError::UnsupportedLinkType {
+                path: display_path(path),
+                name: link::linktype_name(linktype),
+            });
+        }
+        Ok(Self {
+            cap,
+            path: display_path(path),
+            linktype,
+            number: 0,
+        })
+    }
+
+    #[must_use]
+    pub fn linktype(&self) -> i32 {
+        self.linktype
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The next frame, `Ok(None)` at the end.
+    ///
+    /// # Errors
+    /// A damaged file; a file cut inside a record is `Err` with
+    /// [`CaptureError::Read`] whose message says so (see [`Self::classify`]).
+    pub fn next_frame(&mut self) -> Result<Option<FrameRef<'_>>, CaptureError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.number += 1;
+                let ts = Timestamp {
+                    secs: p.header.ts.tv_sec,
+                    // With nanosecond precision libpcap puts nanoseconds here.
+                    nanos: u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
+                };
+                Ok(Some(FrameRef {
+                    number: self.number,
+                    ts,
+                    len: p.header.len,
+                    data: p.data,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(CaptureError::Read {
+                path: self.path.clone(),
+                after: self.number,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Is this read error a file that ends inside a record?
+    #[must_use]
+    pub fn classify(err: &CaptureError) -> Option<End> {
+        match err {
+            CaptureError::Read { message, .. } if message.contains("truncated") => {
+                Some(End::Truncated(message.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn display_path(path: &str) -> String {
+    if path == "-" {
+        "standard input".into()
+    } else {
+        path.to_owned()
+    }
+}

@@ -1,0 +1,155 @@
+//! Command-line flags (clap) → a validated [`Settings`]. Nothing below this
+//! module sees clap.
+
+use std::net::IpAddr;
+
+use clap::{Parser, ValueEnum};
+
+use crate::dissect::{Config, Limits};
+
+const EXAMPLES: &str = "\
+Examples:
+  xmppscope -r captures/prosody-plain-signin-chat.pcap
+      tshark-like lines, one per packet that completes XMPP events
+  xmppscope -r capture.pcapng -T ndjson | jq 'select(.chat_state) | [.frame, .from, .chat_state]'
+      one JSON object per event
+  xmppscope -r big.pcap -q --stats
+      counts only: stanzas by type, chat states, sign-in steps, expert notes, limits hit
+  tcpdump -i lo -w - 'tcp port 5222' | xmppscope -r -
+      read a capture from standard input
+  xmppscope -r capture.pcap --host 203.0.113.5 --port 7400
+      only that host's flows; also treat port 7400 as XMPP (like decode-as)
+
+Exit status: 0 success; 1 the capture was cut short (everything before the cut was shown); 2 error.";
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// tshark-like lines.
+    Text,
+    /// One JSON object per event (and per frame-level expert note).
+    Ndjson,
+    /// With --stats: the statistics as one JSON object.
+    Json,
+}
+
+/// xmppscope: see what an XMPP (Jabber, Google Talk) client says on the wire.
+#[derive(Debug, Parser)]
+#[command(name = "xmppscope", version, after_help = EXAMPLES)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Args {
+    /// Read packets from a pcap or pcapng file ('-' for standard input).
+    #[arg(short = 'r', long = "read-file", value_name = "FILE")]
+    pub read_file: String,
+
+    /// Output format.
+    #[arg(short = 'T', long = "format", value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Do not print packets (use with --stats).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Print statistics at the end (packets, flows, events by kind, expert notes, limits hit).
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Print each event's details (XML, notes) under its line.
+    #[arg(short = 'V', long)]
+    pub verbose: bool,
+
+    /// Only flows with this address on either side (repeatable, IPv4 or IPv6).
+    #[arg(long = "host", value_name = "ADDR")]
+    pub hosts: Vec<IpAddr>,
+
+    /// Treat this TCP port as XMPP, like Wireshark's decode-as (repeatable).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+
+    /// Stop after this many packets.
+    #[arg(short = 'c', value_name = "N")]
+    pub count: Option<u64>,
+
+    /// No name resolution (accepted for tshark habits; xmppscope never resolves names).
+    #[arg(short = 'n')]
+    pub no_resolve: bool,
+
+    /// Reveal SASL passwords, proofs and tokens instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Limit: concurrent TCP flows tracked (the least recently seen are evicted past it).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
+    pub max_flows: usize,
+
+    /// Limit: seconds (capture time) after which an idle flow is closed.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout_secs)]
+    pub idle_timeout: u64,
+
+    /// Limit: out-of-order bytes held per direction of a flow.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().tcp.max_buffered_bytes)]
+    pub max_tcp_buffer: usize,
+
+    /// Limit: holes (held out-of-order ranges) per direction of a flow.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().tcp.max_holes)]
+    pub max_tcp_holes: usize,
+
+    /// Limit: bytes of one XML element (a stanza with its children).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().framer.max_element_bytes)]
+    pub max_element_bytes: usize,
+
+    /// Limit: element nesting depth inside a stanza.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().framer.max_depth)]
+    pub max_depth: usize,
+
+    /// Limit: bytes of one TLS handshake message decoded.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().tls.max_handshake_bytes)]
+    pub max_tls_handshake: usize,
+}
+
+/// Everything the run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub path: String,
+    pub format: Format,
+    pub quiet: bool,
+    pub stats: bool,
+    pub verbose: bool,
+    pub count: Option<u64>,
+    pub dissector: Config,
+}
+
+impl Args {
+    /// # Errors
+    /// Flags that do not fit together.
+    pub fn into_settings(self) -> Result<Settings, String> {
+        if self.format == Format::Json && !self.stats {
+            return Err("-T json is the format of --stats; use -T ndjson for events".into());
+        }
+        let mut limits = Limits::default();
+        limits.max_flows = self.max_flows.max(1);
+        limits.idle_timeout_secs = self.idle_timeout;
+        limits.tcp.max_buffered_bytes = self.max_tcp_buffer;
+        limits.tcp.max_holes = self.max_tcp_holes.max(1);
+        limits.framer.max_element_bytes = self.max_element_bytes.max(64);
+        limits.framer.max_depth = self.max_depth.max(1);
+        limits.tls.max_handshake_bytes = self.max_tls_handshake;
+        let keep_xml = self.verbose || self.format == Format::Ndjson;
+        Ok(Settings {
+            path: self.read_file,
+            format: self.format,
+            quiet: self.quiet,
+            stats: self.stats,
+            verbose: self.verbose,
+            count: self.count,
+            dissector: Config {
+                limits,
+                xmpp_ports: self.ports,
+                hosts: self.hosts,
+                keep_xml: keep_xml && !self.quiet,
+                keep_tree: false,
+                show_secrets: self.show_secrets,
+            },
+        })
+    }
+}

@@ -1,0 +1,985 @@
+//! The dissector: frames in, packets with XMPP events out.
+//!
+//! Pure and single-threaded: bytes and timestamps in, model values out, no
+//! I/O and no clock, so that the headless printers, the TUI, the tests and
+//! the benchmarks all drive exactly the same code.
+//!
+//! ```text
+//! frame ─ link::tcp_segment ─ flow table ─ tcp::HalfStream ─┬─ xmpp::framer ─ element ─ info ─ Event
+//!                                                           └─ tls::TlsStream ───────────────── Event
+//! ```
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::link::{self, LinkStop};
+use crate::model::{Dir, Event, EventKind, Note, NoteKind, Packet, Timestamp};
+use crate::tcp::reassembly::{Delivery, HalfStream, ReassemblyLimits, StreamNoteKind};
+use crate::tls::{self, TlsEvent, TlsLimits, TlsNoteKind, TlsStream};
+use crate::xmpp::element::{self, Scope};
+use crate::xmpp::framer::{Framer, FramerEvent, FramerLimits, FramerNoteKind, UnitKind};
+use crate::xmpp::{self, FirstBytes, info};
+
+/// Every named limit, with its default. Each is a flag of the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Concurrent TCP flows tracked; past it the least recently seen tenth
+    /// are evicted (with a note).
+    pub max_flows: usize,
+    /// A flow idle this long (capture time) is closed and its state freed.
+    pub idle_timeout_secs: u64,
+    pub tcp: ReassemblyLimits,
+    pub framer: FramerLimits,
+    pub tls: TlsLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_flows: 100_000,
+            idle_timeout_secs: 600,
+            tcp: ReassemblyLimits::default(),
+            framer: FramerLimits::default(),
+            tls: TlsLimits::default(),
+        }
+    }
+}
+
+/// What the dissector is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub limits: Limits,
+    /// Extra ports to treat as XMPP (like Wireshark's decode-as).
+    pub xmpp_ports: Vec<u16>,
+    /// Only flows with one of these addresses on either side (empty: all).
+    pub hosts: Vec<IpAddr>,
+    /// Keep each event's XML text (NDJSON, `-V`, TUI).
+    pub keep_xml: bool,
+    /// Keep each event's parsed element tree.
+    pub keep_tree: bool,
+    /// Reveal SASL credentials instead of masking them.
+    pub show_secrets: bool,
+}
+
+/// Counters the printers and `--stats` report.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub tcp_packets: u64,
+    pub flows: u64,
+    pub xmpp_flows: u64,
+    pub tls_flows: u64,
+    /// Flows whose server port is 5222.
+    pub flows_5222: u64,
+    pub flows_evicted: u64,
+    pub flows_idle_closed: u64,
+    pub max_concurrent_flows: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    a: (IpAddr, u16),
+    b: (IpAddr, u16),
+}
+
+impl FlowKey {
+    fn new(src: (IpAddr, u16), dst: (IpAddr, u16)) -> Self {
+        if src <= dst {
+            Self { a: src, b: dst }
+        } else {
+            Self { a: dst, b: src }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Nothing seen yet in this direction.
+    Undecided,
+    Xml,
+    Tls,
+    /// STARTTLS proceeded: the next bytes should be TLS.
+    TlsPending,
+    /// Compressed (XEP-0138) or otherwise unreadable from here on.
+    Opaque,
+    /// Not XMPP: ignored.
+    Other,
+}
+
+struct Half {
+    tcp: HalfStream,
+    mode: Mode,
+    framer: Option<Box<Framer>>,
+    tls: Option<Box<TlsStream>>,
+    /// Namespace declarations of the current stream header.
+    scope: Scope,
+}
+
+impl Half {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            tcp: HalfStream::new(limits.tcp),
+            mode: Mode::Undecided,
+            framer: None,
+            tls: None,
+            scope: Scope::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// On an XMPP port: XMPP unless its bytes say otherwise.
+    PortXmpp,
+    /// On a direct-TLS XMPP port.
+    PortTls,
+    /// Any other port: XMPP only if a Jabber stream opens.
+    Unknown,
+    /// Decided: XMPP (or TLS-wrapped XMPP).
+    Xmpp,
+    /// Decided: not ours.
+    Other,
+}
+
+struct Flow {
+    id: u32,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    class: Class,
+    last_seen: Timestamp,
+    last_frame: u64,
+    halves: [Half; 2],
+    starttls_seen: bool,
+    tls_noted: bool,
+    /// FIN or RST seen in each direction.
+    closed: [bool; 2],
+    rst: bool,
+}
+
+/// Where the events of one delivery go, and what they are attributed to.
+struct Ctx<'a> {
+    frame: u64,
+    ts: Timestamp,
+    flow: u32,
+    dir: Dir,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    cfg: &'a Config,
+    events: &'a mut Vec<Event>,
+    notes: &'a mut Vec<Note>,
+}
+
+/// The dissector. Create one per capture.
+pub struct Dissector {
+    cfg: Config,
+    flows: HashMap<FlowKey, Flow>,
+    next_flow: u32,
+    counters: Counters,
+    next_sweep: i64,
+    /// Events flushed from flows evicted or closed by the idle timeout,
+    /// and at the end of the capture: they belong to earlier frames.
+    flushed: Vec<Event>,
+    flushed_notes: Vec<Note>,
+}
+
+impl Dissector {
+    #[must_use]
+    pub fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
+            flows: HashMap::new(),
+            next_flow: 0,
+            counters: Counters::default(),
+            next_sweep: i64::MIN,
+            flushed: Vec::new(),
+            flushed_notes: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Open flows right now.
+    #[must_use]
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Events and notes that left the pipeline outside a frame of their own
+    /// (flows evicted, idle, or still open at the end).
+    pub fn take_flushed(&mut self) -> (Vec<Event>, Vec<Note>) {
+        (
+            std::mem::take(&mut self.flushed),
+            std::mem::take(&mut self.flushed_notes),
+        )
+    }
+
+    /// Dissect one frame into `out` (which is reset first).
+    pub fn dissect(
+        &mut self,
+        number: u64,
+        ts: Timestamp,
+        linktype: i32,
+        data: &[u8],
+        wire_len: u32,
+        out: &mut Packet,
+    ) {
+        out.reset();
+        out.number = number;
+        out.ts = ts;
+        out.len = wire_len;
+        out.caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.counters.packets += 1;
+        if ts.secs >= self.next_sweep {
+            self.sweep_idle(ts, number);
+        }
+        let seg = match link::tcp_segment(linktype, data) {
+            Ok(seg) => seg,
+            Err(stop) => {
+                if let LinkStop::Malformed { .. } = stop {
+                    out.notes
+                        .push(Note::new(NoteKind::MalformedFrame, stop.to_string()));
+                } else if stop == LinkStop::Fragment {
+                    out.notes.push(Note::new(NoteKind::IpFragment, stop.to_string()));
+                }
+                return;
+            }
+        };
+        out.src = Some(seg.src);
+        out.dst = Some(seg.dst);
+        out.sport = seg.sport;
+        out.dport = seg.dport;
+        if !self.cfg.hosts.is_empty()
+            && !self
+                .cfg
+                .hosts
+                .iter()
+                .any(|h| *h == seg.src || *h == seg.dst)
+        {
+            return;
+        }
+        self.counters.tcp_packets += 1;
+        let src = (seg.src, seg.sport);
+        let dst = (seg.dst, seg.dport);
+        let key = FlowKey::new(src, dst);
+
+        // A new SYN on a finished connection starts a new flow (port reuse),
+        // as Wireshark gives it a new tcp.stream.
+        let reuse = seg.syn
+            && !seg.has_ack
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|f| f.rst || f.closed.iter().all(|c| *c));
+        if reuse {
+            self.close_flow(&key, number);
+        }
+        if !self.flows.contains_key(&key) {
+            if self.flows.len() >= self.cfg.limits.max_flows {
+                self.evict_oldest(number, &mut out.notes);
+            }
+            let flow = self.new_flow(src, dst, seg.syn, seg.has_ack);
+            self.flows.insert(key, flow);
+            self.counters.max_concurrent_flows =
+                self.counters.max_concurrent_flows.max(self.flows.len());
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_seen = ts;
+        flow.last_frame = number;
+        let dir = if src == flow.client {
+            Dir::ClientToServer
+        } else {
+            Dir::ServerToClient
+        };
+        out.flow = Some(flow.id);
+        out.dir = Some(dir);
+        if seg.fin || seg.rst {
+            flow.closed[dir.index()] = true;
+        }
+        if seg.rst {
+            flow.rst = true;
+        }
+        if flow.class == Class::Other {
+            return;
+        }
+        let mut ctx = Ctx {
+            frame: number,
+            ts,
+            flow: flow.id,
+            dir,
+            src,
+            dst,
+            cfg: &self.cfg,
+            events: &mut out.events,
+            notes: &mut out.notes,
+        };
+        let counters = &mut self.counters;
+        let Flow {
+            halves,
+            class,
+            starttls_seen,
+            tls_noted,
+            server,
+            ..
+        } = flow;
+        let (h0, h1) = halves.split_at_mut(1);
+        let (this, other) = match dir {
+            Dir::ClientToServer => (&mut h0[0], &mut h1[0]),
+            Dir::ServerToClient => (&mut h1[0], &mut h0[0]),
+        };
+        let mut st = FlowState {
+            class,
+            starttls_seen,
+            tls_noted,
+            counters,
+            server_port: server.1,
+            other_mode: &mut other.mode,
+        };
+        let Half {
+            tcp,
+            mode,
+            framer,
+            tls,
+            scope,
+        } = this;
+        let mut stream = StreamState {
+            mode,
+            framer,
+            tls,
+            scope,
+        };
+        tcp.segment(
+            seg.seq,
+            seg.syn,
+            seg.fin,
+            seg.payload,
+            seg.wire_len,
+            number,
+            &mut |d| deliver(d, &mut ctx, &mut stream, &mut st),
+        );
+        if seg.rst {
+            tcp.flush(&mut |d| deliver(d, &mut ctx, &mut stream, &mut st));
+        }
+    }
+
+    /// End of capture: flush every flow (held data after holes, open
+    /// elements); the events land in [`Self::take_flushed`].
+    pub fn finish(&mut self, last_frame: u64) {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for key in keys {
+            self.close_flow(&key, last_frame);
+        }
+    }
+
+    fn new_flow(
+        &mut self,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        syn: bool,
+        ack: bool,
+    ) -> Flow {
+        let is_xmpp_port = |p: u16| {
+            p == xmpp::PORT_C2S || p == xmpp::PORT_S2S || self.cfg.xmpp_ports.contains(&p)
+        };
+        let is_tls_port = |p: u16| p == xmpp::PORT_C2S_TLS || p == xmpp::PORT_S2S_TLS;
+        let known = |p: u16| is_xmpp_port(p) || is_tls_port(p);
+        // Who opened the connection: the SYN's sender; failing that the
+        // side not on a well-known port; failing that the higher port.
+        let (client, server) = if syn && !ack {
+            (src, dst)
+        } else if syn && ack {
+            (dst, src)
+        } else if known(dst.1) && !known(src.1) {
+            (src, dst)
+        } else if known(src.1) && !known(dst.1) {
+            (dst, src)
+        } else if src.1 >= dst.1 {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let class = if is_xmpp_port(server.1) || is_xmpp_port(client.1) {
+            Class::PortXmpp
+        } else if is_tls_port(server.1) {
+            Class::PortTls
+        } else {
+            Class::Unknown
+        };
+        let id = self.next_flow;
+        self.next_flow = self.next_flow.wrapping_add(1);
+        self.counters.flows += 1;
+        if server.1 == xmpp::PORT_C2S {
+            self.counters.flows_5222 += 1;
+        }
+        let limits = &self.cfg.limits;
+        Flow {
+            id,
+            client,
+            server,
+            class,
+            last_seen: Timestamp::default(),
+            last_frame: 0,
+            halves: [Half::new(limits), Half::new(limits)],
+            starttls_seen: false,
+            tls_noted: false,
+            closed: [false; 2],
+            rst: false,
+        }
+    }
+
+    /// Flush and forget one flow; its late events go to `flushed`.
+    fn close_flow(&mut self, key: &FlowKey, frame: u64) {
+        let Some(mut flow) = self.flows.remove(key) else {
+            return;
+        };
+        if flow.class == Class::Other {
+            return;
+        }
+        for dir in [Dir::ClientToServer, Dir::ServerToClient] {
+            self.flush_half(&mut flow, dir, frame);
+        }
+    }
+
+    fn flush_half(&mut self, flow: &mut Flow, dir: Dir, frame: u64) {
+        let (src, dst) = match dir {
+            Dir::ClientToServer => (flow.client, flow.server),
+            Dir::ServerToClient => (flow.server, flow.client),
+        };
+        let mut ctx = Ctx {
+            frame,
+            ts: flow.last_seen,
+            flow: flow.id,
+            dir,
+            src,
+            dst,
+            cfg: &self.cfg,
+            events: &mut self.flushed,
+            notes: &mut self.flushed_notes,
+        };
+        let (h0, h1) = flow.halves.split_at_mut(1);
+        let (this, other) = match dir {
+            Dir::ClientToServer => (&mut h0[0], &mut h1[0]),
+            Dir::ServerToClient => (&mut h1[0], &mut h0[0]),
+        };
+        let mut st = FlowState {
+            class: &mut flow.class,
+            starttls_seen: &mut flow.starttls_seen,
+            tls_noted: &mut flow.tls_noted,
+            counters: &mut self.counters,
+            server_port: flow.server.1,
+            other_mode: &mut other.mode,
+        };
+        let Half {
+            tcp,
+            mode,
+            framer,
+            tls,
+            scope,
+        } = this;
+        let mut stream = StreamState {
+            mode,
+            framer,
+            tls,
+            scope,
+        };
+        tcp.flush(&mut |d| deliver(d, &mut ctx, &mut stream, &mut st));
+        if let Some(f) = stream.framer.as_ref().filter(|f| f.in_unit()) {
+            ctx.notes.push(Note::new(
+                NoteKind::IncompleteElement,
+                format!(
+                    "flow {} {}: an element of {} bytes was still open at the end",
+                    flow.id,
+                    dir.as_str(),
+                    f.pending_bytes()
+                ),
+            ));
+        }
+    }
+
+    fn evict_oldest(&mut self, frame: u64, notes: &mut Vec<Note>) {
+        // Evict the least recently seen tenth at once, so that a flood of
+        // new flows costs O(1) amortised per flow, not a scan per flow.
+        let n = (self.flows.len() / 10).max(1);
+        let mut ages: Vec<(u64, FlowKey)> =
+            self.flows.iter().map(|(k, f)| (f.last_frame, *k)).collect();
+        if n < ages.len() {
+            ages.select_nth_unstable_by_key(n, |(f, _)| *f);
+            ages.truncate(n);
+        }
+        for (_, key) in &ages {
+            self.close_flow(key, frame);
+        }
+        self.counters.flows_evicted += ages.len() as u64;
+        notes.push(Note::new(
+            NoteKind::LimitFlows,
+            format!(
+                "flow table full (--max-flows {}): evicted the {} least recently seen flows",
+                self.cfg.limits.max_flows,
+                ages.len()
+            ),
+        ));
+    }
+
+    fn sweep_idle(&mut self, now: Timestamp, frame: u64) {
+        let timeout = i64::try_from(self.cfg.limits.idle_timeout_secs).unwrap_or(i64::MAX);
+        // Sweep at most once per tenth of the timeout (at least each second).
+        self.next_sweep = now.secs.saturating_add((timeout / 10).max(1));
+        let idle: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| now.secs.saturating_sub(f.last_seen.secs) > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &idle {
+            self.close_flow(key, frame);
+        }
+        self.counters.flows_idle_closed += idle.len() as u64;
+    }
+}
+
+struct FlowState<'a> {
+    class: &'a mut Class,
+    starttls_seen: &'a mut bool,
+    tls_noted: &'a mut bool,
+    counters: &'a mut Counters,
+    server_port: u16,
+    other_mode: &'a mut Mode,
+}
+
+struct StreamState<'a> {
+    mode: &'a mut Mode,
+    framer: &'a mut Option<Box<Framer>>,
+    tls: &'a mut Option<Box<TlsStream>>,
+    scope: &'a mut Scope,
+}
+
+fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
+    match d {
+        Delivery::Data { bytes, frame, .. } => data(bytes, frame, ctx, s, st),
+        Delivery::Gap { len, offset } => {
+            if *s.mode == Mode::Other {
+                return;
+            }
+            ctx.notes.push(Note::new(
+                NoteKind::TcpGap,
+                format!(
+                    "{len} bytes of the {} stream were not captured (offset {offset}); resynchronising",
+                    ctx.dir.as_str()
+                ),
+            ));
+            let mut sink = |ev: FramerEvent<'_>| {
+                framer_event(ev, ctx, s.scope, st, false);
+            };
+            if let Some(f) = s.framer.as_mut() {
+                f.gap(len, &mut sink);
+            }
+            if let Some(t) = s.tls.as_mut() {
+                let mut tls_sink = |_ev: TlsEvent| {};
+                t.gap(len, &mut tls_sink);
+            }
+        }
+        Delivery::Fin { .. } => {}
+        Delivery::Note {
+            kind, offset, len, ..
+        } => {
+            let (k, text) = match kind {
+                StreamNoteKind::Retransmission => (
+                    NoteKind::TcpRetransmission,
+                    format!("retransmission of {len} bytes at offset {offset}"),
+                ),
+                StreamNoteKind::OverlapConflict => (
+                    NoteKind::TcpOverlapConflict,
+                    format!(
+                        "retransmitted bytes at offset {offset} differ from the first copy (first copy kept)"
+                    ),
+                ),
+                StreamNoteKind::OutOfOrder => (
+                    NoteKind::TcpOutOfOrder,
+                    format!("out-of-order segment held ({len} bytes at offset {offset})"),
+                ),
+                StreamNoteKind::BufferLimit => (
+                    NoteKind::LimitTcpBuffer,
+                    "out-of-order bytes exceeded --max-tcp-buffer: skipped the oldest hole".into(),
+                ),
+                StreamNoteKind::HoleLimit => (
+                    NoteKind::LimitTcpHoles,
+                    "holes exceeded --max-tcp-holes: skipped the oldest hole".into(),
+                ),
+                StreamNoteKind::DataAfterFin => (
+                    NoteKind::TcpDataAfterFin,
+                    format!("{len} bytes after the FIN"),
+                ),
+                StreamNoteKind::TruncatedSegment => (
+                    NoteKind::TcpTruncated,
+                    format!("segment cut by the snaplen: {len} bytes missing"),
+                ),
+            };
+            ctx.notes.push(Note::new(k, text));
+        }
+    }
+}
+
+/// In-order bytes of one direction.
+fn data(bytes: &[u8], frame: u64, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
+    if bytes.is_empty() {
+        return;
+    }
+    if *s.mode == Mode::Undecided {
+        decide(bytes, ctx, s, st);
+    }
+    if *s.mode == Mode::TlsPending {
+        // After <proceed/>: TLS if it looks like TLS (RFC 6120 §5.4.3.3),
+        // otherwise the peer kept talking XML.
+        *s.mode = if tls::looks_like_tls(bytes) {
+            Mode::Tls
+        } else {
+            Mode::Xml
+        };
+    }
+    match *s.mode {
+        Mode::Xml => {
+            let ws_only = bytes.len() <= 16 && bytes.iter().all(u8::is_ascii_whitespace);
+            let framer = s
+                .framer
+                .get_or_insert_with(|| Box::new(Framer::new(ctx.cfg.limits.framer)));
+            let mut switch_to_tls = false;
+            let mut compressed = false;
+            framer.push(bytes, frame, &mut |ev| {
+                let r = framer_event(ev, ctx, s.scope, st, ws_only);
+                switch_to_tls |= r == After::Tls;
+                compressed |= r == After::Compressed;
+            });
+            if switch_to_tls {
+                *s.mode = Mode::TlsPending;
+                *st.other_mode = Mode::TlsPending;
+                *s.framer = None;
+            }
+            if compressed {
+                *s.mode = Mode::Opaque;
+                *st.other_mode = Mode::Opaque;
+                ctx.notes.push(Note::new(
+                    NoteKind::Compressed,
+                    "stream compression (XEP-0138) started: the rest of this flow is not decoded",
+                ));
+            }
+        }
+        Mode::Tls => {
+            if !*st.starttls_seen && !*st.tls_noted && st.server_port != xmpp::PORT_C2S_TLS
+                && st.server_port != xmpp::PORT_S2S_TLS
+            {
+                *st.tls_noted = true;
+                ctx.notes.push(Note::new(
+                    NoteKind::TlsWithoutStarttls,
+                    "TLS on an XMPP port without a STARTTLS in the capture (it began mid-session)",
+                ));
+            }
+            let t = s
+                .tls
+                .get_or_insert_with(|| Box::new(TlsStream::new(ctx.cfg.limits.tls)));
+            t.push(bytes, &mut |ev| tls_event(ev, ctx));
+        }
+        Mode::Undecided | Mode::TlsPending | Mode::Opaque | Mode::Other => {}
+    }
+}
+
+/// Decide from a direction's first bytes what it carries.
+fn decide(bytes: &[u8], ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
+    let first = xmpp::sniff(bytes);
+    let mode = match (*st.class, first) {
+        (_, FirstBytes::JabberStream) => Mode::Xml,
+        (Class::Xmpp | Class::PortXmpp, FirstBytes::Markup) => Mode::Xml,
+        (Class::Xmpp | Class::PortXmpp, FirstBytes::TextWithMarkup) => {
+            // Capture began mid-element: find the next element first.
+            let framer = s
+                .framer
+                .get_or_insert_with(|| Box::new(Framer::new(ctx.cfg.limits.framer)));
+            framer.resync();
+            Mode::Xml
+        }
+        (Class::Xmpp | Class::PortXmpp | Class::PortTls, FirstBytes::Tls) => Mode::Tls,
+        (Class::PortXmpp | Class::PortTls, _) => {
+            ctx.notes.push(Note::new(
+                NoteKind::NotXmpp,
+                format!(
+                    "port {} but the bytes are neither XML nor TLS: shown as TCP data",
+                    st.server_port
+                ),
+            ));
+            Mode::Other
+        }
+        _ => Mode::Other,
+    };
+    *s.mode = mode;
+    match mode {
+        Mode::Other => {
+            if *st.class != Class::Xmpp {
+                *st.class = Class::Other;
+            }
+        }
+        Mode::Xml => {
+            if *st.class != Class::Xmpp {
+                st.counters.xmpp_flows += 1;
+                *st.class = Class::Xmpp;
+            }
+        }
+        Mode::Tls => {
+            if *st.class != Class::Xmpp {
+                st.counters.tls_flows += 1;
+                *st.class = Class::Xmpp;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the stream does after an element.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    Continue,
+    /// `<proceed/>`: TLS follows in both directions.
+    Tls,
+    /// `<compressed/>`.
+    Compressed,
+}
+
+fn new_event(ctx: &Ctx<'_>, kind: EventKind, frames: &[u64], start: u64, end: u64) -> Event {
+    Event {
+        frame: ctx.frame,
+        frames: frames.to_vec(),
+        time: ctx.ts,
+        flow: ctx.flow,
+        dir: ctx.dir,
+        src: ctx.src.0,
+        sport: ctx.src.1,
+        dst: ctx.dst.0,
+        dport: ctx.dst.1,
+        kind,
+        name: String::new(),
+        ns: String::new(),
+        typ: None,
+        id: None,
+        from: None,
+        to: None,
+        info: String::new(),
+        xml: String::new(),
+        notes: Vec::new(),
+        chat_state: None,
+        has_body: false,
+        facts: crate::model::Facts::default(),
+        offset: start,
+        len: end.saturating_sub(start),
+        element: None,
+    }
+}
+
+fn framer_event(
+    ev: FramerEvent<'_>,
+    ctx: &mut Ctx<'_>,
+    scope: &mut Scope,
+    st: &mut FlowState<'_>,
+    ws_only: bool,
+) -> After {
+    let unit = match ev {
+        FramerEvent::Note(n) => {
+            let kind = match n.kind {
+                FramerNoteKind::ElementTooLarge => NoteKind::LimitElementSize,
+                FramerNoteKind::DepthExceeded => NoteKind::LimitElementDepth,
+                FramerNoteKind::Malformed => NoteKind::MalformedXml,
+                FramerNoteKind::Resync => NoteKind::XmlResync,
+            };
+            let limit = match kind {
+                NoteKind::LimitElementSize => format!(
+                    " (--max-element-bytes {})",
+                    ctx.cfg.limits.framer.max_element_bytes
+                ),
+                NoteKind::LimitElementDepth => {
+                    format!(" (--max-depth {})", ctx.cfg.limits.framer.max_depth)
+                }
+                _ => String::new(),
+            };
+            ctx.notes.push(Note::new(
+                kind,
+                format!(
+                    "{} {}: {}{limit} at stream offset {}..{}",
+                    ctx.dir.as_str(),
+                    ctx.flow,
+                    n.detail,
+                    n.start,
+                    n.end
+                ),
+            ));
+            return After::Continue;
+        }
+        FramerEvent::Unit(u) => u,
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    match unit.kind {
+        UnitKind::Whitespace => {
+            if ws_only {
+                let mut e = new_event(ctx, EventKind::Keepalive, unit.frames, unit.start, unit.end);
+                e.info = "Whitespace Keepalive".into();
+                if ctx.cfg.keep_xml {
+                    e.xml = text(unit.bytes);
+                }
+                ctx.events.push(e);
+            }
+            After::Continue
+        }
+        UnitKind::XmlDecl => {
+            let mut e = new_event(ctx, EventKind::XmlDecl, unit.frames, unit.start, unit.end);
+            e.info = "XML".into();
+            e.name = "?xml".into();
+            if ctx.cfg.keep_xml {
+                e.xml = text(unit.bytes);
+            }
+            ctx.events.push(e);
+            After::Continue
+        }
+        UnitKind::StreamEnd => {
+            let mut e = new_event(ctx, EventKind::StreamEnd, unit.frames, unit.start, unit.end);
+            e.info = "STREAM END".into();
+            e.name = text(unit.bytes.get(2..unit.bytes.len().saturating_sub(1)).unwrap_or_default());
+            e.ns = element::NS_STREAMS.into();
+            if ctx.cfg.keep_xml {
+                e.xml = text(unit.bytes);
+            }
+            ctx.events.push(e);
+            After::Continue
+        }
+        UnitKind::StreamHeader => {
+            let mut e = new_event(ctx, EventKind::StreamHeader, unit.frames, unit.start, unit.end);
+            match element::parse(unit.bytes, &Scope::default(), true) {
+                Ok(el) => {
+                    *scope = el.scope_inside(&Scope::default());
+                    e.info = info::stream_header(&el, ctx.dir);
+                    fill_from_element(&mut e, &el, ctx.cfg.keep_tree);
+                }
+                Err(err) => {
+                    e.info = "STREAM (malformed)".into();
+                    e.notes.push(Note::new(
+                        NoteKind::MalformedXml,
+                        format!("stream header at offset {}: {}", unit.start + err.offset, err.message),
+                    ));
+                }
+            }
+            if ctx.cfg.keep_xml {
+                e.xml = text(unit.bytes);
+            }
+            ctx.events.push(e);
+            After::Continue
+        }
+        UnitKind::Element => {
+            let mut e = new_event(ctx, EventKind::Nonza, unit.frames, unit.start, unit.end);
+            let mut after = After::Continue;
+            match element::parse(unit.bytes, scope, false) {
+                Ok(el) => {
+                    let d = info::describe(&el, ctx.dir);
+                    e.kind = d.kind();
+                    e.info = d.info;
+                    e.chat_state = d.chat_state;
+                    e.has_body = d.has_body;
+                    e.facts = d.facts;
+                    e.notes = d.notes;
+                    match (el.local(), el.ns.as_str()) {
+                        ("starttls", info::NS_TLS) => *st.starttls_seen = true,
+                        ("proceed", info::NS_TLS) => after = After::Tls,
+                        ("compressed", info::NS_COMPRESS) => after = After::Compressed,
+                        _ => {}
+                    }
+                    if ctx.cfg.keep_xml {
+                        e.xml = masked_xml(unit.bytes, &el, ctx.cfg.show_secrets);
+                    }
+                    fill_from_element(&mut e, &el, ctx.cfg.keep_tree);
+                }
+                Err(err) => {
+                    e.kind = EventKind::Junk;
+                    e.info = "MALFORMED XML".into();
+                    e.notes.push(Note::new(
+                        NoteKind::MalformedXml,
+                        format!(
+                            "element at stream offset {}: {}",
+                            unit.start + err.offset,
+                            err.message
+                        ),
+                    ));
+                    if ctx.cfg.keep_xml {
+                        e.xml = text(unit.bytes);
+                    }
+                }
+            }
+            ctx.events.push(e);
+            after
+        }
+        UnitKind::Comment | UnitKind::Pi | UnitKind::Text => {
+            let what = match unit.kind {
+                UnitKind::Comment => "a comment",
+                UnitKind::Pi => "a processing instruction",
+                _ => "text",
+            };
+            ctx.notes.push(Note::new(
+                NoteKind::MalformedXml,
+                format!(
+                    "{} {}: {what} at the top level of the stream ({} bytes at offset {}), not allowed in XMPP (RFC 6120 §11.1)",
+                    ctx.dir.as_str(),
+                    ctx.flow,
+                    unit.bytes.len(),
+                    unit.start
+                ),
+            ));
+            After::Continue
+        }
+    }
+}
+
+fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
+    e.name.clone_from(&el.name);
+    e.ns.clone_from(&el.ns);
+    e.typ = el.attr("type").map(str::to_owned);
+    e.id = el.attr("id").map(str::to_owned);
+    e.from = el.attr("from").map(str::to_owned);
+    e.to = el.attr("to").map(str::to_owned);
+    if keep_tree {
+        e.element = Some(el.clone());
+    }
+}
+
+/// The element's text with SASL credentials masked unless asked otherwise.
+fn masked_xml(bytes: &[u8], el: &element::Element, show_secrets: bool) -> String {
+    let xml = String::from_utf8_lossy(bytes).into_owned();
+    if show_secrets || el.ns != info::NS_SASL || !matches!(el.local(), "auth" | "response") {
+        return xml;
+    }
+    let secret = el.text.trim();
+    if secret.is_empty() || secret == "=" {
+        return xml;
+    }
+    xml.replace(secret, "[masked: use --show-secrets]")
+}
+
+fn tls_event(ev: TlsEvent, ctx: &mut Ctx<'_>) {
+    match ev {
+        TlsEvent::Record(r) => {
+            let mut e = new_event(ctx, EventKind::Tls, &[ctx.frame], r.start, r.end);
+            e.info = tls::record_summary(&r);
+            e.name = tls::content_type_name(r.content_type).to_owned();
+            ctx.events.push(e);
+        }
+        TlsEvent::Note { kind, detail, .. } => {
+            let k = match kind {
+                TlsNoteKind::NotTls => NoteKind::NotTls,
+                TlsNoteKind::HandshakeTooLarge => NoteKind::LimitTlsHandshake,
+                TlsNoteKind::MalformedHandshake => NoteKind::MalformedTls,
+            };
+            ctx.notes.push(Note::new(k, detail));
+        }
+    }
+}

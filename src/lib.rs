@@ -1,0 +1,18 @@
+//! xmppscope: a passive analyzer for XMPP (Jabber, Google Talk) captures.
+//!
+//! Data flows one way:
+//! `capture → link → tcp → xmpp (framer, element, info) / tls → model → output`,
+//! driven by the pure [`dissect::Dissector`].
+
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod cli;
+pub mod dissect;
+pub mod link;
+pub mod model;
+pub mod output;
+pub mod run;
+pub mod tcp;
+pub mod tls;
+pub mod xmpp;

@@ -1,0 +1,36 @@
+//! `xmppscope`: flags → settings → run. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use xmppscope::cli::Args;
+use xmppscope::run::{Outcome, run_file};
+
+fn main() -> ExitCode {
+    let settings = match Args::parse().into_settings() {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("xmppscope: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_file(settings) {
+        Ok(Outcome::Complete) => ExitCode::SUCCESS,
+        Ok(Outcome::Truncated(msg)) => {
+            eprintln!("xmppscope: warning: {msg}");
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            // A closed pipe (`| head`) is not an error.
+            if err
+                .chain()
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("xmppscope: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

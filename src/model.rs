@@ -1,0 +1,404 @@
+//! What the dissector produces: packets, XMPP events and expert notes.
+//!
+//! These are plain owned values, shared by the headless printers, the
+//! statistics and (later) the TUI. Nothing here knows about capture files.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::xmpp::element::Element;
+
+/// Capture timestamp: seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    #[must_use]
+    pub fn as_f64(self) -> f64 {
+        // Precision loss past 2^53 ns is irrelevant for display.
+        #[allow(clippy::cast_precision_loss)]
+        let s = self.secs as f64;
+        s + f64::from(self.nanos) / 1e9
+    }
+
+    /// Seconds from `earlier` to `self` (negative if `self` is earlier).
+    #[must_use]
+    pub fn since(self, earlier: Self) -> f64 {
+        self.as_f64() - earlier.as_f64()
+    }
+}
+
+/// Which way the bytes went, relative to the side that opened the connection
+/// (for s2s: the initiating server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Dir {
+    #[serde(rename = "c2s")]
+    ClientToServer,
+    #[serde(rename = "s2c")]
+    ServerToClient,
+}
+
+impl Dir {
+    #[must_use]
+    pub fn index(self) -> usize {
+        match self {
+            Self::ClientToServer => 0,
+            Self::ServerToClient => 1,
+        }
+    }
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientToServer => "c2s",
+            Self::ServerToClient => "s2c",
+        }
+    }
+}
+
+/// How bad an expert note is (Wireshark's severities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Chat,
+    Note,
+    Warn,
+    Error,
+}
+
+/// Kinds of expert note. Each named limit has its own kind so `--stats`
+/// can say which limit was hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// Frame could not be sliced down to TCP (truncated or invalid header).
+    MalformedFrame,
+    /// IP fragment, not reassembled.
+    IpFragment,
+    /// Bytes of a TCP stream were never captured.
+    TcpGap,
+    /// A segment carried bytes already seen.
+    TcpRetransmission,
+    /// A retransmission carried different bytes than the first copy.
+    TcpOverlapConflict,
+    /// A segment was captured before its predecessor.
+    TcpOutOfOrder,
+    /// Payload after the FIN.
+    TcpDataAfterFin,
+    /// Snaplen cut the payload.
+    TcpTruncated,
+    /// Limit: out-of-order bytes held per direction.
+    LimitTcpBuffer,
+    /// Limit: holes per direction.
+    LimitTcpHoles,
+    /// Limit: concurrent flows; the oldest were evicted.
+    LimitFlows,
+    /// Limit: size of one XML element.
+    LimitElementSize,
+    /// Limit: element nesting depth.
+    LimitElementDepth,
+    /// Limit: TLS handshake message size.
+    LimitTlsHandshake,
+    /// Flow idle past the idle timeout; its state was dropped.
+    FlowIdleTimeout,
+    /// Bytes that are not well-formed XML.
+    MalformedXml,
+    /// Bytes skipped to find the next element.
+    XmlResync,
+    /// A port-based XMPP flow whose bytes are not XML.
+    NotXmpp,
+    /// Bytes that are not TLS on a TLS flow.
+    NotTls,
+    /// TLS handshake message malformed.
+    MalformedTls,
+    /// An element was still open at the end of the capture.
+    IncompleteElement,
+    /// Stream compressed (XEP-0138): the rest cannot be framed.
+    Compressed,
+    /// TLS without a STARTTLS seen (capture began mid-session).
+    TlsWithoutStarttls,
+    /// SASL authentication failed.
+    SaslFailure,
+    /// `<stream:error/>`.
+    StreamError,
+    /// `type='error'` stanza.
+    StanzaError,
+}
+
+impl NoteKind {
+    #[must_use]
+    pub fn severity(self) -> Severity {
+        use NoteKind as K;
+        match self {
+            K::TcpRetransmission | K::TcpOutOfOrder => Severity::Note,
+            K::IpFragment | K::Compressed | K::TlsWithoutStarttls => Severity::Note,
+            K::MalformedFrame
+            | K::TcpOverlapConflict
+            | K::MalformedXml
+            | K::NotTls
+            | K::MalformedTls
+            | K::StreamError => Severity::Error,
+            _ => Severity::Warn,
+        }
+    }
+
+    /// The stable name used in NDJSON and `--stats`.
+    #[must_use]
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// Is this kind a named limit being hit?
+    #[must_use]
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            Self::LimitTcpBuffer
+                | Self::LimitTcpHoles
+                | Self::LimitFlows
+                | Self::LimitElementSize
+                | Self::LimitElementDepth
+                | Self::LimitTlsHandshake
+        )
+    }
+}
+
+/// One expert note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub kind: NoteKind,
+    pub severity: Severity,
+    pub text: String,
+}
+
+impl Note {
+    #[must_use]
+    pub fn new(kind: NoteKind, text: impl Into<String>) -> Self {
+        Self {
+            kind,
+            severity: kind.severity(),
+            text: text.into(),
+        }
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.kind.name(), self.text)
+    }
+}
+
+/// What kind of thing an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `<?xml …?>`
+    XmlDecl,
+    /// `<stream:stream …>` open tag.
+    StreamHeader,
+    /// `</stream:stream>`.
+    StreamEnd,
+    /// Whitespace sent on its own (RFC 6120 §4.6.1).
+    Keepalive,
+    /// `<message/>`, `<presence/>`, `<iq/>`.
+    Stanza,
+    /// Any other top-level element (features, SASL, STARTTLS, SM, …).
+    Nonza,
+    /// Text, comments or PIs at top level (not allowed in XMPP).
+    Junk,
+    /// A TLS record on an XMPP flow.
+    Tls,
+}
+
+/// XEP-0085 chat states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatState {
+    Active,
+    Composing,
+    Paused,
+    Inactive,
+    Gone,
+}
+
+impl ChatState {
+    #[must_use]
+    pub fn from_local(name: &str) -> Option<Self> {
+        Some(match name {
+            "active" => Self::Active,
+            "composing" => Self::Composing,
+            "paused" => Self::Paused,
+            "inactive" => Self::Inactive,
+            "gone" => Self::Gone,
+            _ => return None,
+        })
+    }
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Composing => "composing",
+            Self::Paused => "paused",
+            Self::Inactive => "inactive",
+            Self::Gone => "gone",
+        }
+    }
+}
+
+/// Small facts about a stanza that `--stats` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Presence with a `<status/>`.
+    pub has_status: bool,
+    /// `<item/>`s in a roster result (`jabber:iq:roster`).
+    pub roster_items: Option<u32>,
+    /// XEP-0199 ping request.
+    pub ping: bool,
+    /// UTF-8 bytes of the message body after entity decoding.
+    pub body_bytes: u64,
+}
+
+/// One XMPP (or TLS) event: a complete top-level unit of the stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Frame where the unit's last byte was delivered ("reassembled in").
+    pub frame: u64,
+    /// Every frame that carried bytes of it.
+    pub frames: Vec<u64>,
+    /// Capture time of `frame`.
+    pub time: Timestamp,
+    /// Flow index (like `tcp.stream`).
+    pub flow: u32,
+    pub dir: Dir,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub kind: EventKind,
+    /// Qualified element name as written (`message`, `stream:features`).
+    pub name: String,
+    /// Resolved namespace.
+    pub ns: String,
+    #[serde(rename = "type")]
+    pub typ: Option<String>,
+    pub id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Wireshark-style summary.
+    pub info: String,
+    /// The unit's text (lossy UTF-8), secrets masked unless asked.
+    pub xml: String,
+    pub notes: Vec<Note>,
+    /// XEP-0085 chat state child of a message.
+    pub chat_state: Option<ChatState>,
+    /// Message has a `<body/>`.
+    pub has_body: bool,
+    /// Facts counted by `--stats`.
+    #[serde(skip)]
+    pub facts: Facts,
+    /// Stream offsets of the unit in its direction.
+    pub offset: u64,
+    pub len: u64,
+    #[serde(skip)]
+    pub element: Option<Element>,
+}
+
+impl Event {
+    /// The kind's stable name.
+    #[must_use]
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            EventKind::XmlDecl => "xml_decl",
+            EventKind::StreamHeader => "stream_header",
+            EventKind::StreamEnd => "stream_end",
+            EventKind::Keepalive => "keepalive",
+            EventKind::Stanza => "stanza",
+            EventKind::Nonza => "nonza",
+            EventKind::Junk => "junk",
+            EventKind::Tls => "tls",
+        }
+    }
+}
+
+/// What the protocol column says about a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Proto {
+    Other,
+    Tcp,
+    Xmpp,
+    Tls,
+}
+
+impl Proto {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Other => "OTHER",
+            Self::Tcp => "TCP",
+            Self::Xmpp => "XMPP",
+            Self::Tls => "TLS",
+        }
+    }
+}
+
+/// One captured frame after dissection.
+#[derive(Debug, Clone, Default)]
+pub struct Packet {
+    /// 1-based record number in the file (Wireshark's `frame.number`).
+    pub number: u64,
+    pub ts: Timestamp,
+    /// Frame length on the wire.
+    pub len: u32,
+    pub caplen: u32,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub sport: u16,
+    pub dport: u16,
+    pub flow: Option<u32>,
+    /// Direction within the flow, when it has one.
+    pub dir: Option<Dir>,
+    /// Events completed in this frame.
+    pub events: Vec<Event>,
+    /// Notes about the frame itself (link/TCP level).
+    pub notes: Vec<Note>,
+}
+
+impl Packet {
+    /// The protocol column: XMPP if any XMPP event completed here, TLS if
+    /// only TLS records did, TCP for a TCP segment, OTHER otherwise.
+    #[must_use]
+    pub fn proto(&self) -> Proto {
+        if self.events.iter().any(|e| e.kind != EventKind::Tls) {
+            Proto::Xmpp
+        } else if !self.events.is_empty() {
+            Proto::Tls
+        } else if self.flow.is_some() {
+            Proto::Tcp
+        } else {
+            Proto::Other
+        }
+    }
+
+    /// Clear for reuse, keeping allocations.
+    pub fn reset(&mut self) {
+        self.number = 0;
+        self.ts = Timestamp::default();
+        self.len = 0;
+        self.caplen = 0;
+        self.src = None;
+        self.dst = None;
+        self.sport = 0;
+        self.dport = 0;
+        self.flow = None;
+        self.dir = None;
+        self.events.clear();
+        self.notes.clear();
+    }
+}

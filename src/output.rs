@@ -1,0 +1,209 @@
+//! Headless printers: tshark-like lines, NDJSON events, statistics.
+
+pub mod stats;
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::model::{Event, EventKind, Note, Packet, Proto, Timestamp};
+
+/// Should this packet get a line in the default view (like `-Y xmpp`)?
+#[must_use]
+pub fn shown(p: &Packet) -> bool {
+    matches!(p.proto(), Proto::Xmpp | Proto::Tls)
+}
+
+/// The Info column for a set of events completed in one frame: one item per
+/// event; the lone `XML` of a declaration only when nothing else is there.
+#[must_use]
+pub fn info_of(events: &[Event]) -> String {
+    let mut s = String::new();
+    let alone = events.len() == 1;
+    for e in events {
+        if e.kind == EventKind::XmlDecl && !alone {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(", ");
+        }
+        s.push_str(&e.info);
+    }
+    s
+}
+
+/// Formats times relative to the first frame, like tshark's default.
+#[derive(Debug, Default)]
+pub struct Clock {
+    first: Option<Timestamp>,
+}
+
+impl Clock {
+    pub fn relative(&mut self, ts: Timestamp) -> f64 {
+        let first = *self.first.get_or_insert(ts);
+        ts.since(first)
+    }
+}
+
+/// One tshark-like line:
+/// `No. Time Source → Destination Protocol Length Info`.
+pub fn write_line(
+    w: &mut impl Write,
+    buf: &mut String,
+    clock: &mut Clock,
+    p: &Packet,
+) -> io::Result<()> {
+    buf.clear();
+    let rel = clock.relative(p.ts);
+    let (src, dst) = match (p.src, p.dst) {
+        (Some(s), Some(d)) => (s.to_string(), d.to_string()),
+        _ => (String::new(), String::new()),
+    };
+    let _ = writeln!(
+        buf,
+        "{:>6} {:>11.6} {} → {} {} {} {}",
+        p.number,
+        rel,
+        src,
+        dst,
+        p.proto().as_str(),
+        p.len,
+        info_of(&p.events)
+    );
+    w.write_all(buf.as_bytes())
+}
+
+/// Lines for events that left the pipeline outside their own frame (end of
+/// capture, evicted flows): one line per frame, like the others.
+pub fn write_flushed_lines(
+    w: &mut impl Write,
+    buf: &mut String,
+    clock: &mut Clock,
+    events: &[Event],
+) -> io::Result<()> {
+    let mut start = 0;
+    while start < events.len() {
+        let frame = events.get(start).map_or(0, |e| e.frame);
+        let end = events
+            .iter()
+            .skip(start)
+            .position(|e| e.frame != frame)
+            .map_or(events.len(), |n| start + n);
+        let group = events.get(start..end).unwrap_or_default();
+        if let Some(first) = group.first() {
+            buf.clear();
+            let rel = clock.relative(first.time);
+            let proto = if group.iter().any(|e| e.kind != EventKind::Tls) {
+                "XMPP"
+            } else {
+                "TLS"
+            };
+            let _ = writeln!(
+                buf,
+                "{:>6} {:>11.6} {} → {} {} {} {}",
+                frame,
+                rel,
+                first.src,
+                first.dst,
+                proto,
+                "-",
+                info_of(group)
+            );
+            w.write_all(buf.as_bytes())?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    frame: u64,
+    frames: &'a [u64],
+    time: f64,
+    src: String,
+    sport: u16,
+    dst: String,
+    dport: u16,
+    flow: u32,
+    dir: &'static str,
+    kind: EventKind,
+    name: &'a str,
+    ns: &'a str,
+    #[serde(rename = "type")]
+    typ: Option<&'a str>,
+    id: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    info: &'a str,
+    chat_state: Option<&'static str>,
+    has_body: bool,
+    offset: u64,
+    len: u64,
+    xml: &'a str,
+    notes: &'a [Note],
+}
+
+#[derive(Serialize)]
+struct JsonNote<'a> {
+    frame: u64,
+    time: f64,
+    kind: &'static str,
+    flow: Option<u32>,
+    note: &'a Note,
+}
+
+/// One JSON object per event, then one per frame-level note.
+pub fn write_ndjson(
+    w: &mut impl Write,
+    buf: &mut Vec<u8>,
+    events: &[Event],
+    notes: &[Note],
+    frame: u64,
+    ts: Timestamp,
+    flow: Option<u32>,
+) -> io::Result<()> {
+    buf.clear();
+    for e in events {
+        let j = JsonEvent {
+            frame: e.frame,
+            frames: &e.frames,
+            time: e.time.as_f64(),
+            src: e.src.to_string(),
+            sport: e.sport,
+            dst: e.dst.to_string(),
+            dport: e.dport,
+            flow: e.flow,
+            dir: e.dir.as_str(),
+            kind: e.kind,
+            name: &e.name,
+            ns: &e.ns,
+            typ: e.typ.as_deref(),
+            id: e.id.as_deref(),
+            from: e.from.as_deref(),
+            to: e.to.as_deref(),
+            info: &e.info,
+            chat_state: e.chat_state.map(crate::model::ChatState::as_str),
+            has_body: e.has_body,
+            offset: e.offset,
+            len: e.len,
+            xml: &e.xml,
+            notes: &e.notes,
+        };
+        serde_json::to_writer(&mut *buf, &j).map_err(io::Error::other)?;
+        buf.push(b'\n');
+    }
+    for n in notes {
+        let j = JsonNote {
+            frame,
+            time: ts.as_f64(),
+            kind: "note",
+            flow,
+            note: n,
+        };
+        serde_json::to_writer(&mut *buf, &j).map_err(io::Error::other)?;
+        buf.push(b'\n');
+    }
+    w.write_all(buf)
+}

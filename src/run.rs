@@ -1,0 +1,185 @@
+//! The headless run: read a capture, dissect, print.
+
+use std::io::{self, BufWriter, Write};
+
+use crate::capture::{End, FileSource};
+use crate::cli::{Format, Settings};
+use crate::dissect::Dissector;
+use crate::model::{Event, Note, Packet};
+use crate::output::{self, Clock, stats::Stats};
+
+/// How a run ended, for the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    /// The capture ended inside a record: what came before was processed.
+    Truncated(String),
+}
+
+struct Printer<W: Write> {
+    out: W,
+    settings: Settings,
+    clock: Clock,
+    line: String,
+    json: Vec<u8>,
+    stats: Stats,
+}
+
+impl<W: Write> Printer<W> {
+    fn packet(&mut self, p: &Packet) -> io::Result<()> {
+        if self.settings.stats {
+            for e in &p.events {
+                self.stats.add_event(e);
+            }
+            for n in &p.notes {
+                self.stats.add_note(n);
+            }
+        }
+        if self.settings.quiet {
+            return Ok(());
+        }
+        match self.settings.format {
+            Format::Text | Format::Json => {
+                if output::shown(p) {
+                    output::write_line(&mut self.out, &mut self.line, &mut self.clock, p)?;
+                    if self.settings.verbose {
+                        self.details(&p.events, &p.notes)?;
+                    }
+                } else {
+                    // Keep the clock anchored at the first frame, like tshark.
+                    self.clock.relative(p.ts);
+                }
+            }
+            Format::Ndjson => {
+                if !p.events.is_empty() || !p.notes.is_empty() {
+                    output::write_ndjson(
+                        &mut self.out,
+                        &mut self.json,
+                        &p.events,
+                        &p.notes,
+                        p.number,
+                        p.ts,
+                        p.flow,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flushed(&mut self, events: &[Event], notes: &[Note], last: u64) -> io::Result<()> {
+        if self.settings.stats {
+            for e in events {
+                self.stats.add_event(e);
+            }
+            for n in notes {
+                self.stats.add_note(n);
+            }
+        }
+        if self.settings.quiet || (events.is_empty() && notes.is_empty()) {
+            return Ok(());
+        }
+        match self.settings.format {
+            Format::Text | Format::Json => {
+                output::write_flushed_lines(&mut self.out, &mut self.line, &mut self.clock, events)?;
+                if self.settings.verbose {
+                    self.details(events, notes)?;
+                }
+            }
+            Format::Ndjson => {
+                let ts = events.last().map(|e| e.time).unwrap_or_default();
+                output::write_ndjson(&mut self.out, &mut self.json, events, notes, last, ts, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn details(&mut self, events: &[Event], notes: &[Note]) -> io::Result<()> {
+        for e in events {
+            writeln!(
+                self.out,
+                "    [{} flow {} {} frames {:?}] {}",
+                e.kind_name(),
+                e.flow,
+                e.dir.as_str(),
+                e.frames,
+                e.info
+            )?;
+            if !e.xml.is_empty() {
+                for l in e.xml.lines() {
+                    writeln!(self.out, "        {l}")?;
+                }
+            }
+            for n in &e.notes {
+                writeln!(self.out, "        expert: {n}")?;
+            }
+        }
+        for n in notes {
+            writeln!(self.out, "    expert: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Run headless on a capture file.
+///
+/// # Errors
+/// The capture cannot be opened or read (other than being cut short), or
+/// standard output fails.
+pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
+    let mut source = FileSource::open(&settings.path)?;
+    let linktype = source.linktype();
+    let mut dissector = Dissector::new(settings.dissector.clone());
+    let stdout = io::stdout();
+    let mut printer = Printer {
+        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        settings,
+        clock: Clock::default(),
+        line: String::new(),
+        json: Vec::new(),
+        stats: Stats::default(),
+    };
+    let mut packet = Packet::default();
+    let mut outcome = Outcome::Complete;
+    let mut last = 0;
+    loop {
+        if printer.settings.count.is_some_and(|c| last >= c) {
+            break;
+        }
+        let frame = match source.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => match FileSource::classify(&e) {
+                Some(End::Truncated(m)) => {
+                    outcome = Outcome::Truncated(format!(
+                        "{}: the file ends in the middle of a record after frame {last} ({m}); everything before it was read",
+                        source.path()
+                    ));
+                    break;
+                }
+                _ => return Err(e.into()),
+            },
+        };
+        last = frame.number;
+        dissector.dissect(frame.number, frame.ts, linktype, frame.data, frame.len, &mut packet);
+        printer.packet(&packet)?;
+        let (events, notes) = dissector.take_flushed();
+        if !events.is_empty() || !notes.is_empty() {
+            printer.flushed(&events, &notes, last)?;
+        }
+    }
+    dissector.finish(last);
+    let (events, notes) = dissector.take_flushed();
+    printer.flushed(&events, &notes, last)?;
+    if printer.settings.stats {
+        printer.stats.set_counters(dissector.counters());
+        if printer.settings.format == Format::Json {
+            serde_json::to_writer_pretty(&mut printer.out, &printer.stats)?;
+            writeln!(printer.out)?;
+        } else {
+            write!(printer.out, "{}", printer.stats.to_text())?;
+        }
+    }
+    printer.out.flush()?;
+    Ok(outcome)
+}

@@ -1,0 +1,380 @@
+//! The Info column: one short item per top-level element, in Wireshark's
+//! words (`STREAM > to`, `FEATURES`, `AUTH`, `IQ(get) QUERY(jabber:iq:roster)`,
+//! `PRESENCE < jid`, `MESSAGE > jid`, `STREAM END`), with the names that
+//! Wireshark lacks for stream errors, XEP-0198, XEP-0352, dialback and
+//! component handshakes.
+//!
+//! Direction arrows follow Wireshark: towards the server `> to`, from the
+//! server `< from`.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+
+use super::element::Element;
+use crate::model::{ChatState, Dir, EventKind, Facts, Note, NoteKind};
+
+pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const NS_STREAMS: &str = super::element::NS_STREAMS;
+pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+pub const NS_STANZA_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+pub const NS_CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+pub const NS_SM3: &str = "urn:xmpp:sm:3";
+pub const NS_SM2: &str = "urn:xmpp:sm:2";
+pub const NS_CSI: &str = "urn:xmpp:csi:0";
+pub const NS_DIALBACK: &str = "jabber:server:dialback";
+pub const NS_COMPRESS: &str = "http://jabber.org/protocol/compress";
+
+/// What we learnt from one element.
+#[derive(Debug, Clone, Default)]
+pub struct Described {
+    pub info: String,
+    pub chat_state: Option<ChatState>,
+    pub has_body: bool,
+    pub notes: Vec<Note>,
+    pub facts: Facts,
+    /// A stanza (message/presence/iq) rather than a nonza.
+    pub stanza: bool,
+}
+
+impl Described {
+    #[must_use]
+    pub fn kind(&self) -> EventKind {
+        if self.stanza {
+            EventKind::Stanza
+        } else {
+            EventKind::Nonza
+        }
+    }
+}
+
+/// Info for a stream header (`STREAM > to` / `STREAM < from`).
+#[must_use]
+pub fn stream_header(el: &Element, dir: Dir) -> String {
+    let mut s = String::from("STREAM");
+    push_arrow(&mut s, el, dir);
+    s
+}
+
+fn push_arrow(s: &mut String, el: &Element, dir: Dir) {
+    let (arrow, attr) = match dir {
+        Dir::ClientToServer => (" > ", "to"),
+        Dir::ServerToClient => (" < ", "from"),
+    };
+    if let Some(v) = el.attr(attr).filter(|v| !v.is_empty()) {
+        s.push_str(arrow);
+        s.push_str(v);
+    }
+}
+
+/// Short form of a namespace for `QUERY(…)`: the part after the last `/`
+/// (`http://jabber.org/protocol/disco#info` → `disco#info`), or the whole
+/// namespace when it has none (`jabber:iq:roster`).
+#[must_use]
+pub fn short_ns(ns: &str) -> &str {
+    ns.rsplit('/').next().unwrap_or(ns)
+}
+
+/// Describe one top-level element.
+#[must_use]
+pub fn describe(el: &Element, dir: Dir) -> Described {
+    let mut d = Described::default();
+    let local = el.local();
+    let ns = el.ns.as_str();
+    match (local, ns) {
+        ("message", _) => message(el, dir, &mut d),
+        ("presence", _) => presence(el, dir, &mut d),
+        ("iq", _) => iq(el, dir, &mut d),
+        ("features", NS_STREAMS) => d.info = "FEATURES".into(),
+        ("error", NS_STREAMS) => {
+            let cond = el
+                .children
+                .iter()
+                .find(|c| c.ns == NS_STREAM_ERRORS && c.local() != "text")
+                .map_or("undefined-condition", Element::local);
+            d.info = format!("STREAM ERROR {cond}");
+            if let Some(t) = el.child("text").filter(|t| !t.text.is_empty()) {
+                let _ = write!(d.info, " \"{}\"", preview(&t.text, 40));
+            }
+            d.notes
+                .push(Note::new(NoteKind::StreamError, format!("stream error: {cond}")));
+        }
+        ("starttls", NS_TLS) => d.info = "STARTTLS".into(),
+        ("proceed", NS_TLS) => d.info = "PROCEED".into(),
+        ("failure", NS_TLS) => d.info = "FAILURE (STARTTLS)".into(),
+        ("auth", NS_SASL) => auth(el, &mut d),
+        ("challenge", NS_SASL) => d.info = "CHALLENGE".into(),
+        ("response", NS_SASL) => d.info = "RESPONSE".into(),
+        ("success", NS_SASL) => d.info = "SUCCESS".into(),
+        ("abort", NS_SASL) => d.info = "ABORT".into(),
+        ("failure", NS_SASL) => {
+            let cond = el
+                .children
+                .iter()
+                .find(|c| c.local() != "text")
+                .map_or("", Element::local);
+            d.info = format!("FAILURE {cond}").trim_end().to_owned();
+            d.notes.push(Note::new(
+                NoteKind::SaslFailure,
+                format!("SASL authentication failed: {cond}"),
+            ));
+        }
+        (_, NS_SM3 | NS_SM2) => {
+            d.info = format!("SM {local}");
+            for a in ["h", "resume", "max", "previd", "id"] {
+                if let Some(v) = el.attr(a) {
+                    let _ = write!(d.info, " {a}={v}");
+                }
+            }
+        }
+        ("active" | "inactive", NS_CSI) => d.info = format!("CSI {local}"),
+        ("result" | "verify", NS_DIALBACK) => {
+            d.info = format!("DIALBACK {local}");
+            if let Some(t) = el.attr("type") {
+                let _ = write!(d.info, " {t}");
+            }
+        }
+        ("handshake", _) => d.info = "HANDSHAKE".into(),
+        ("compress", NS_COMPRESS) => d.info = "COMPRESS".into(),
+        ("compressed", NS_COMPRESS) => d.info = "COMPRESSED".into(),
+        _ => {
+            // Unknown to us: say what it is, name and namespace, no alarm.
+            d.info = local.to_uppercase();
+            if !ns.is_empty() {
+                let _ = write!(d.info, "({})", short_ns(ns));
+            }
+            push_arrow(&mut d.info, el, dir);
+        }
+    }
+    d
+}
+
+fn auth(el: &Element, d: &mut Described) {
+    let mech = el.attr("mechanism").unwrap_or("");
+    d.info = format!("AUTH {mech}").trim_end().to_owned();
+    if mech == "PLAIN" {
+        // RFC 4616 §2: [authzid] NUL authcid NUL passwd
+        let b64 = el.text.trim();
+        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) {
+            let mut parts = raw.split(|b| *b == 0);
+            let _authzid = parts.next();
+            if let Some(user) = parts.next() {
+                let _ = write!(d.info, " user={}", String::from_utf8_lossy(user));
+            }
+        }
+    }
+}
+
+fn type_of(el: &Element) -> Option<&str> {
+    el.attr("type")
+}
+
+fn stanza_error(el: &Element, d: &mut Described) {
+    if type_of(el) != Some("error") {
+        return;
+    }
+    let cond = el
+        .child("error")
+        .and_then(|e| {
+            e.children
+                .iter()
+                .find(|c| c.ns == NS_STANZA_ERRORS && c.local() != "text")
+        })
+        .map_or("undefined-condition", Element::local);
+    let _ = write!(d.info, " {cond}");
+    d.notes.push(Note::new(
+        NoteKind::StanzaError,
+        format!("{} error: {cond}", el.local()),
+    ));
+}
+
+fn message(el: &Element, dir: Dir, d: &mut Described) {
+    d.stanza = true;
+    d.info = "MESSAGE".into();
+    push_arrow(&mut d.info, el, dir);
+    if let Some(body) = el.child("body") {
+        d.has_body = true;
+        d.facts.body_bytes = body.text.len() as u64;
+        let _ = write!(d.info, " \"{}\"", preview(&body.text, 24));
+    }
+    d.chat_state = el
+        .children
+        .iter()
+        .filter(|c| c.ns == NS_CHATSTATES)
+        .find_map(|c| ChatState::from_local(c.local()));
+    if let Some(cs) = d.chat_state {
+        let _ = write!(d.info, " [{}]", cs.as_str());
+    }
+    stanza_error(el, d);
+}
+
+fn presence(el: &Element, dir: Dir, d: &mut Described) {
+    d.stanza = true;
+    d.info = "PRESENCE".into();
+    push_arrow(&mut d.info, el, dir);
+    if let Some(t) = type_of(el).filter(|t| *t != "error") {
+        let _ = write!(d.info, " {t}");
+    }
+    if let Some(show) = el.child("show") {
+        let _ = write!(d.info, " {}", show.text.trim());
+    }
+    d.facts.has_status = el.child("status").is_some();
+    if let Some(status) = el.child("status").filter(|s| !s.text.is_empty()) {
+        let _ = write!(d.info, " \"{}\"", preview(&status.text, 24));
+    }
+    stanza_error(el, d);
+}
+
+fn iq(el: &Element, dir: Dir, d: &mut Described) {
+    d.stanza = true;
+    let t = type_of(el).unwrap_or("");
+    d.info = format!("IQ({t})");
+    if let Some(child) = el.children.iter().find(|c| c.local() != "error") {
+        let name = child.local();
+        if name == "ping" && child.ns == "urn:xmpp:ping" {
+            d.facts.ping = true;
+        }
+        if name == "query" && child.ns == "jabber:iq:roster" && t == "result" {
+            let items = child.children.iter().filter(|c| c.local() == "item").count();
+            d.facts.roster_items = Some(u32::try_from(items).unwrap_or(u32::MAX));
+        }
+        if name == "query" {
+            let _ = write!(d.info, " QUERY({})", short_ns(&child.ns));
+        } else {
+            let _ = write!(d.info, " {}", name.to_uppercase());
+        }
+    }
+    push_arrow(&mut d.info, el, dir);
+    stanza_error(el, d);
+}
+
+/// The first `max` characters of a text on one line, with `…` when cut.
+#[must_use]
+pub fn preview(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xmpp::element::{Scope, parse};
+
+    fn el(x: &str) -> Element {
+        let scope = Scope {
+            default_ns: "jabber:client".into(),
+            prefixes: vec![("stream".into(), NS_STREAMS.into())],
+        };
+        parse(x.as_bytes(), &scope, false).unwrap()
+    }
+
+    #[test]
+    fn wireshark_words() {
+        let c = Dir::ClientToServer;
+        let s = Dir::ServerToClient;
+        assert_eq!(
+            describe(
+                &el("<iq type='get' to='cs-xmpp.lan'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"),
+                c
+            )
+            .info,
+            "IQ(get) QUERY(disco#items) > cs-xmpp.lan"
+        );
+        assert_eq!(
+            describe(&el("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>"), c).info,
+            "IQ(get) QUERY(jabber:iq:roster)"
+        );
+        assert_eq!(
+            describe(
+                &el("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>"),
+                c
+            )
+            .info,
+            "IQ(set) BIND"
+        );
+        assert_eq!(
+            describe(&el("<iq type='result' from='tom@x' to='tom@x/r'/>"), s).info,
+            "IQ(result) < tom@x"
+        );
+        assert_eq!(
+            describe(&el("<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"), s).info,
+            "FEATURES"
+        );
+        assert_eq!(
+            describe(&el("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"), s).info,
+            "SUCCESS"
+        );
+    }
+
+    #[test]
+    fn auth_plain_names_the_user_only() {
+        // "\0juliet\0r0m30myr0m30"
+        let d = describe(
+            &el("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG0zMG15cjBtMzA=</auth>"),
+            Dir::ClientToServer,
+        );
+        assert_eq!(d.info, "AUTH PLAIN user=juliet");
+        assert!(!d.info.contains("r0m30"));
+    }
+
+    #[test]
+    fn message_chat_state_and_body() {
+        let d = describe(
+            &el("<message to='romeo@example.com' type='chat'><body>Hello Romeo, how are you today?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>"),
+            Dir::ClientToServer,
+        );
+        assert!(d.has_body);
+        assert_eq!(d.chat_state, Some(ChatState::Active));
+        assert_eq!(
+            d.info,
+            "MESSAGE > romeo@example.com \"Hello Romeo, how are you…\" [active]"
+        );
+        let d = describe(
+            &el("<message from='a@b/c'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>"),
+            Dir::ServerToClient,
+        );
+        assert_eq!(d.info, "MESSAGE < a@b/c [paused]");
+        assert!(!d.has_body);
+    }
+
+    #[test]
+    fn stream_level_elements_wireshark_misses() {
+        let d = describe(
+            &el("<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
+            Dir::ServerToClient,
+        );
+        assert_eq!(d.info, "STREAM ERROR conflict");
+        assert_eq!(d.notes[0].kind, NoteKind::StreamError);
+        assert_eq!(
+            describe(&el("<a xmlns='urn:xmpp:sm:3' h='12'/>"), Dir::ClientToServer).info,
+            "SM a h=12"
+        );
+        assert_eq!(
+            describe(&el("<inactive xmlns='urn:xmpp:csi:0'/>"), Dir::ClientToServer).info,
+            "CSI inactive"
+        );
+    }
+
+    #[test]
+    fn presence_and_errors() {
+        let d = describe(
+            &el("<presence from='juliet@example.com/balcony'><show>away</show><status>in a meeting</status></presence>"),
+            Dir::ServerToClient,
+        );
+        assert_eq!(d.info, "PRESENCE < juliet@example.com/balcony away \"in a meeting\"");
+        let d = describe(
+            &el("<iq type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"),
+            Dir::ServerToClient,
+        );
+        assert_eq!(d.info, "IQ(error) item-not-found");
+        assert_eq!(d.notes[0].kind, NoteKind::StanzaError);
+    }
+}
