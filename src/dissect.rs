@@ -564,7 +564,11 @@ struct StreamState<'a> {
 
 fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
     match d {
-        Delivery::Data { bytes, frame, .. } => data(bytes, frame, ctx, s, st),
+        Delivery::Data {
+            bytes,
+            frame,
+            offset,
+        } => data(bytes, frame, offset, ctx, s, st),
         Delivery::Gap { len, offset } => {
             if *s.mode == Mode::Other {
                 return;
@@ -583,8 +587,7 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
                 f.gap(len, &mut sink);
             }
             if let Some(t) = s.tls.as_mut() {
-                let mut tls_sink = |_ev: TlsEvent| {};
-                t.gap(len, &mut tls_sink);
+                t.gap(len, &mut |ev| tls_event(ev, ctx));
             }
         }
         Delivery::Fin { .. } => {}
@@ -618,6 +621,10 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
                     NoteKind::TcpDataAfterFin,
                     format!("{len} bytes after the FIN"),
                 ),
+                StreamNoteKind::OutOfWindow => (
+                    NoteKind::TcpOutOfWindow,
+                    format!("segment more than 2^31 bytes away from the stream ({len} bytes): dropped"),
+                ),
                 StreamNoteKind::TruncatedSegment => (
                     NoteKind::TcpTruncated,
                     format!("segment cut by the snaplen: {len} bytes missing"),
@@ -629,7 +636,7 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
 }
 
 /// In-order bytes of one direction.
-fn data(bytes: &[u8], frame: u64, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
+fn data(bytes: &[u8], frame: u64, offset: u64, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
     if bytes.is_empty() {
         return;
     }
@@ -684,7 +691,7 @@ fn data(bytes: &[u8], frame: u64, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st
             }
             let t = s
                 .tls
-                .get_or_insert_with(|| Box::new(TlsStream::new(ctx.cfg.limits.tls)));
+                .get_or_insert_with(|| Box::new(TlsStream::with_offset(ctx.cfg.limits.tls, offset)));
             t.push(bytes, &mut |ev| tls_event(ev, ctx));
         }
         Mode::Undecided | Mode::TlsPending | Mode::Opaque | Mode::Other => {}

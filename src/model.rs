@@ -89,6 +89,8 @@ pub enum NoteKind {
     TcpOutOfOrder,
     /// Payload after the FIN.
     TcpDataAfterFin,
+    /// A segment whose sequence number is nowhere near the stream.
+    TcpOutOfWindow,
     /// Snaplen cut the payload.
     TcpTruncated,
     /// Limit: out-of-order bytes held per direction.

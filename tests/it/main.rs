@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! xmppscope's one integration-test binary.
+
+mod cli;
+mod golden;
+mod truth;
+mod util;
