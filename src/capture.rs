@@ -150,3 +150,112 @@ fn display_path(path: &str) -> String {
         path.to_owned()
     }
 }
+
+/// Frames copied out of libpcap's buffer, many at a time, so that reading
+/// runs on its own thread and the dissector never waits for a syscall.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// All frames' bytes, back to back.
+    pub bytes: Vec<u8>,
+    /// One entry per frame: its header and where its bytes lie in `bytes`.
+    pub frames: Vec<BatchFrame>,
+}
+
+/// A frame's header inside a [`Batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchFrame {
+    pub number: u64,
+    pub ts: Timestamp,
+    pub len: u32,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Batch {
+    /// The frames with their bytes.
+    pub fn iter(&self) -> impl Iterator<Item = FrameRef<'_>> {
+        self.frames.iter().map(|f| FrameRef {
+            number: f.number,
+            ts: f.ts,
+            len: f.len,
+            data: self.bytes.get(f.start..f.end).unwrap_or_default(),
+        })
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames.clear();
+    }
+}
+
+/// What the reader thread sends.
+#[derive(Debug)]
+pub enum ReaderMsg {
+    Batch(Batch),
+    /// The end: complete, cut short, or a read error.
+    End(Result<End, CaptureError>),
+}
+
+/// Frames per batch, and batches in flight: the channel is bounded, so a
+/// slow consumer slows the reader instead of growing memory.
+pub const BATCH_FRAMES: usize = 1024;
+pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Read `source` on a thread of its own. Empty batches come back through
+/// the returned sender to be reused. Stops after `limit` frames if given.
+pub fn spawn_reader(
+    mut source: FileSource,
+    limit: Option<u64>,
+) -> (
+    std::sync::mpsc::Receiver<ReaderMsg>,
+    std::sync::mpsc::Sender<Batch>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::sync_channel::<ReaderMsg>(BATCHES_IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
+    let handle = std::thread::spawn(move || {
+        let mut read = 0u64;
+        loop {
+            let mut batch = recycle_rx.try_recv().unwrap_or_default();
+            batch.clear();
+            let mut end = None;
+            while batch.frames.len() < BATCH_FRAMES {
+                if limit.is_some_and(|l| read >= l) {
+                    end = Some(Ok(End::Complete));
+                    break;
+                }
+                match source.next_frame() {
+                    Ok(Some(f)) => {
+                        read += 1;
+                        let start = batch.bytes.len();
+                        batch.bytes.extend_from_slice(f.data);
+                        batch.frames.push(BatchFrame {
+                            number: f.number,
+                            ts: f.ts,
+                            len: f.len,
+                            start,
+                            end: batch.bytes.len(),
+                        });
+                    }
+                    Ok(None) => {
+                        end = Some(Ok(End::Complete));
+                        break;
+                    }
+                    Err(e) => {
+                        end = Some(FileSource::classify(&e).map_or(Err(e), Ok));
+                        break;
+                    }
+                }
+            }
+            if !batch.frames.is_empty() && tx.send(ReaderMsg::Batch(batch)).is_err() {
+                return;
+            }
+            if let Some(end) = end {
+                let _ = tx.send(ReaderMsg::End(end));
+                return;
+            }
+        }
+    });
+    (rx, recycle_tx, handle)
+}

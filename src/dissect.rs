@@ -621,6 +621,10 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
                     NoteKind::TcpDataAfterFin,
                     format!("{len} bytes after the FIN"),
                 ),
+                StreamNoteKind::KeepAlive => (
+                    NoteKind::TcpKeepAlive,
+                    format!("TCP keep-alive at offset {offset}"),
+                ),
                 StreamNoteKind::OutOfWindow => (
                     NoteKind::TcpOutOfWindow,
                     format!("segment more than 2^31 bytes away from the stream ({len} bytes): dropped"),
@@ -771,7 +775,7 @@ fn new_event(ctx: &Ctx<'_>, kind: EventKind, frames: &[u64], start: u64, end: u6
         dport: ctx.dst.1,
         kind,
         name: String::new(),
-        ns: String::new(),
+        ns: std::sync::Arc::from(""),
         typ: None,
         id: None,
         from: None,
@@ -855,7 +859,7 @@ fn framer_event(
             let mut e = new_event(ctx, EventKind::StreamEnd, unit.frames, unit.start, unit.end);
             e.info = "STREAM END".into();
             e.name = text(unit.bytes.get(2..unit.bytes.len().saturating_sub(1)).unwrap_or_default());
-            e.ns = element::NS_STREAMS.into();
+            e.ns = std::sync::Arc::from(element::NS_STREAMS);
             if ctx.cfg.keep_xml {
                 e.xml = text(unit.bytes);
             }
@@ -896,7 +900,7 @@ fn framer_event(
                     e.has_body = d.has_body;
                     e.facts = d.facts;
                     e.notes = d.notes;
-                    match (el.local(), el.ns.as_str()) {
+                    match (el.local(), &*el.ns) {
                         ("starttls", info::NS_TLS) => *st.starttls_seen = true,
                         ("proceed", info::NS_TLS) => after = After::Tls,
                         ("compressed", info::NS_COMPRESS) => after = After::Compressed,
@@ -962,7 +966,7 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
 /// The element's text with SASL credentials masked unless asked otherwise.
 fn masked_xml(bytes: &[u8], el: &element::Element, show_secrets: bool) -> String {
     let xml = String::from_utf8_lossy(bytes).into_owned();
-    if show_secrets || el.ns != info::NS_SASL || !matches!(el.local(), "auth" | "response") {
+    if show_secrets || &*el.ns != info::NS_SASL || !matches!(el.local(), "auth" | "response") {
         return xml;
     }
     let secret = el.text.trim();

@@ -89,6 +89,8 @@ pub enum NoteKind {
     TcpOutOfOrder,
     /// Payload after the FIN.
     TcpDataAfterFin,
+    /// TCP keep-alive probe (RFC 9293 §3.8.4).
+    TcpKeepAlive,
     /// A segment whose sequence number is nowhere near the stream.
     TcpOutOfWindow,
     /// Snaplen cut the payload.
@@ -136,6 +138,7 @@ impl NoteKind {
     pub fn severity(self) -> Severity {
         use NoteKind as K;
         match self {
+            K::TcpKeepAlive => Severity::Chat,
             K::TcpRetransmission | K::TcpOutOfOrder => Severity::Note,
             K::IpFragment | K::Compressed | K::TlsWithoutStarttls => Severity::Note,
             K::MalformedFrame
@@ -287,7 +290,7 @@ pub struct Event {
     /// Qualified element name as written (`message`, `stream:features`).
     pub name: String,
     /// Resolved namespace.
-    pub ns: String,
+    pub ns: std::sync::Arc<str>,
     #[serde(rename = "type")]
     pub typ: Option<String>,
     pub id: Option<String>,

@@ -2,7 +2,7 @@
 
 use std::io::{self, BufWriter, Write};
 
-use crate::capture::{End, FileSource};
+use crate::capture::{End, FileSource, ReaderMsg, spawn_reader};
 use crate::cli::{Format, Settings};
 use crate::dissect::Dissector;
 use crate::model::{Event, Note, Packet};
@@ -127,7 +127,7 @@ impl<W: Write> Printer<W> {
 /// The capture cannot be opened or read (other than being cut short), or
 /// standard output fails.
 pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
-    let mut source = FileSource::open(&settings.path)?;
+    let source = FileSource::open(&settings.path)?;
     let linktype = source.linktype();
     let mut dissector = Dissector::new(settings.dissector.clone());
     let stdout = io::stdout();
@@ -139,35 +139,44 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
         json: Vec::new(),
         stats: Stats::default(),
     };
+    let path = source.path().to_owned();
+    let (batches, recycle, reader) = spawn_reader(source, printer.settings.count);
     let mut packet = Packet::default();
     let mut outcome = Outcome::Complete;
     let mut last = 0;
-    loop {
-        if printer.settings.count.is_some_and(|c| last >= c) {
-            break;
-        }
-        let frame = match source.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => match FileSource::classify(&e) {
-                Some(End::Truncated(m)) => {
-                    outcome = Outcome::Truncated(format!(
-                        "{}: the file ends in the middle of a record after frame {last} ({m}); everything before it was read",
-                        source.path()
-                    ));
-                    break;
+    for msg in &batches {
+        match msg {
+            ReaderMsg::Batch(batch) => {
+                for frame in batch.iter() {
+                    last = frame.number;
+                    dissector.dissect(
+                        frame.number,
+                        frame.ts,
+                        linktype,
+                        frame.data,
+                        frame.len,
+                        &mut packet,
+                    );
+                    printer.packet(&packet)?;
+                    let (events, notes) = dissector.take_flushed();
+                    if !events.is_empty() || !notes.is_empty() {
+                        printer.flushed(&events, &notes, last)?;
+                    }
                 }
-                _ => return Err(e.into()),
-            },
-        };
-        last = frame.number;
-        dissector.dissect(frame.number, frame.ts, linktype, frame.data, frame.len, &mut packet);
-        printer.packet(&packet)?;
-        let (events, notes) = dissector.take_flushed();
-        if !events.is_empty() || !notes.is_empty() {
-            printer.flushed(&events, &notes, last)?;
+                let _ = recycle.send(batch);
+            }
+            ReaderMsg::End(Ok(End::Complete)) => break,
+            ReaderMsg::End(Ok(End::Truncated(m))) => {
+                outcome = Outcome::Truncated(format!(
+                    "{path}: the file ends in the middle of a record after frame {last} ({m}); everything before it was read"
+                ));
+                break;
+            }
+            ReaderMsg::End(Err(e)) => return Err(e.into()),
         }
     }
+    drop(batches);
+    let _ = reader.join();
     dissector.finish(last);
     let (events, notes) = dissector.take_flushed();
     printer.flushed(&events, &notes, last)?;

@@ -135,7 +135,7 @@ impl Stats {
 
     fn add_nonza(&mut self, e: &Event) {
         let local = e.name.rsplit(':').next().unwrap_or(&e.name);
-        match (local, e.ns.as_str()) {
+        match (local, &*e.ns) {
             ("features", crate::xmpp::element::NS_STREAMS) => self.stream_features += 1,
             ("error", crate::xmpp::element::NS_STREAMS) => self.stream_errors += 1,
             ("starttls", NS_TLS) => self.starttls += 1,

@@ -11,6 +11,7 @@
 //! other reference is kept literally and never expanded.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use quick_xml::{Reader, XmlVersion};
 use quick_xml::events::{BytesStart, Event};
@@ -21,9 +22,9 @@ pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
 /// Namespace declarations in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
-    pub default_ns: String,
+    pub default_ns: Arc<str>,
     /// (prefix, namespace)
-    pub prefixes: Vec<(String, String)>,
+    pub prefixes: Vec<(String, Arc<str>)>,
 }
 
 impl Scope {
@@ -35,7 +36,7 @@ impl Scope {
                 .iter()
                 .rev()
                 .find(|(p, _)| p == prefix)
-                .map(|(_, ns)| ns.as_str()),
+                .map(|(_, ns)| &**ns),
         }
     }
 
@@ -50,9 +51,9 @@ impl Scope {
         let mut s = self.clone();
         for (k, v) in attrs {
             if k == "xmlns" {
-                s.default_ns.clone_from(v);
+                s.default_ns = intern(v);
             } else if let Some(p) = k.strip_prefix("xmlns:") {
-                s.prefixes.push((p.to_owned(), v.clone()));
+                s.prefixes.push((p.to_owned(), intern(v)));
             }
         }
         Cow::Owned(s)
@@ -64,8 +65,8 @@ impl Scope {
 pub struct Element {
     /// Qualified name as written.
     pub name: String,
-    /// Resolved namespace URI ("" when none).
-    pub ns: String,
+    /// Resolved namespace URI ("" when none), shared with the scope.
+    pub ns: Arc<str>,
     pub attrs: Vec<(String, String)>,
     pub children: Vec<Element>,
     /// Character data directly inside this element, entities resolved.
@@ -99,7 +100,7 @@ impl Element {
     pub fn child_ns(&self, local: &str, ns: &str) -> Option<&Element> {
         self.children
             .iter()
-            .find(|c| c.local() == local && c.ns == ns)
+            .find(|c| c.local() == local && &*c.ns == ns)
     }
 
     /// The scope declared by this element (for a stream header, the scope
@@ -124,7 +125,10 @@ pub struct ParseError {
 /// # Errors
 /// The XML is not well-formed; the error carries the offset in the unit.
 pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, ParseError> {
-    let text: Cow<'_, str> = String::from_utf8_lossy(bytes);
+    let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let mut reader = Reader::from_str(&text);
     let cfg = reader.config_mut();
     cfg.check_end_names = true;
@@ -132,8 +136,9 @@ pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, Pa
     cfg.trim_text_start = false;
     cfg.trim_text_end = false;
 
-    // Stack of open elements with the scope inside each.
-    let mut stack: Vec<(Element, Scope)> = Vec::new();
+    // Stack of open elements with the scope inside each (None: the same as
+    // outside, which is by far the common case, so nothing is cloned).
+    let mut stack: Vec<(Element, Option<Scope>)> = Vec::new();
     let root = loop {
         let pos = reader.buffer_position();
         let ev = reader.read_event().map_err(|e| ParseError {
@@ -142,7 +147,7 @@ pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, Pa
         })?;
         match ev {
             Event::Start(start) => {
-                let outer = stack.last().map_or(scope, |(_, s)| s);
+                let outer = current(&stack, scope);
                 let (el, inner) = open(&start, outer);
                 if open_only && stack.is_empty() {
                     return Ok(el);
@@ -150,7 +155,7 @@ pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, Pa
                 stack.push((el, inner));
             }
             Event::Empty(start) => {
-                let outer = stack.last().map_or(scope, |(_, s)| s);
+                let outer = current(&stack, scope);
                 let (el, _) = open(&start, outer);
                 match stack.last_mut() {
                     Some((parent, _)) => parent.children.push(el),
@@ -217,6 +222,54 @@ pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, Pa
     Ok(root)
 }
 
+/// The scope in force at the top of the stack.
+fn current<'a>(stack: &'a [(Element, Option<Scope>)], outer: &'a Scope) -> &'a Scope {
+    stack
+        .iter()
+        .rev()
+        .find_map(|(_, s)| s.as_ref())
+        .unwrap_or(outer)
+}
+
+/// Shared copies of the namespaces seen all the time, so that an element
+/// in one of them costs no allocation.
+fn intern(ns: &str) -> Arc<str> {
+    use std::sync::OnceLock;
+    static COMMON: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    let common = COMMON.get_or_init(|| {
+        [
+            "jabber:client",
+            "jabber:server",
+            NS_STREAMS,
+            "http://jabber.org/protocol/chatstates",
+            "urn:xmpp:receipts",
+            "urn:xmpp:ping",
+            "jabber:iq:roster",
+            "http://jabber.org/protocol/caps",
+            "vcard-temp:x:update",
+            "urn:xmpp:delay",
+            "urn:xmpp:carbons:2",
+            "urn:xmpp:forward:0",
+            "http://jabber.org/protocol/disco#info",
+            "http://jabber.org/protocol/disco#items",
+            "urn:ietf:params:xml:ns:xmpp-stanzas",
+            "urn:ietf:params:xml:ns:xmpp-sasl",
+            "urn:ietf:params:xml:ns:xmpp-bind",
+            "urn:ietf:params:xml:ns:xmpp-session",
+            "urn:ietf:params:xml:ns:xmpp-tls",
+            "",
+        ]
+        .into_iter()
+        .map(Arc::from)
+        .collect()
+    });
+    common
+        .iter()
+        .find(|c| &***c == ns)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(ns))
+}
+
 fn predefined(name: &str) -> Option<char> {
     Some(match name {
         "amp" => '&',
@@ -228,7 +281,7 @@ fn predefined(name: &str) -> Option<char> {
     })
 }
 
-fn open(start: &BytesStart<'_>, outer: &Scope) -> (Element, Scope) {
+fn open(start: &BytesStart<'_>, outer: &Scope) -> (Element, Option<Scope>) {
     let name = start.name().as_ref().to_owned();
     let mut attrs = Vec::new();
     // `with_checks(false)`: tolerate duplicate attributes and missing
@@ -244,10 +297,14 @@ fn open(start: &BytesStart<'_>, outer: &Scope) -> (Element, Scope) {
         };
         attrs.push((key, value));
     }
-    let inner = outer.child(&attrs).into_owned();
+    let inner = match outer.child(&attrs) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(s) => Some(s),
+    };
+    let in_force = inner.as_ref().unwrap_or(outer);
     let ns = match name.split_once(':') {
-        Some((prefix, _)) => inner.lookup(prefix).unwrap_or_default().to_owned(),
-        None => inner.default_ns.clone(),
+        Some((prefix, _)) => in_force.lookup(prefix).map_or_else(|| intern(""), intern),
+        None => in_force.default_ns.clone(),
     };
     (
         Element {
@@ -267,8 +324,8 @@ mod tests {
 
     fn client_scope() -> Scope {
         Scope {
-            default_ns: "jabber:client".into(),
-            prefixes: vec![("stream".into(), NS_STREAMS.into())],
+            default_ns: intern("jabber:client"),
+            prefixes: vec![("stream".into(), intern(NS_STREAMS))],
         }
     }
 
@@ -277,12 +334,12 @@ mod tests {
         let x = br#"<message to='romeo@example.net' type="chat"><body>h&#xe9;llo &amp; &lt;3 &#x1F600;</body><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"#;
         let e = parse(x, &client_scope(), false).unwrap();
         assert_eq!(e.name, "message");
-        assert_eq!(e.ns, "jabber:client");
+        assert_eq!(&*e.ns, "jabber:client");
         assert_eq!(e.attr("to"), Some("romeo@example.net"));
         assert_eq!(e.attr("type"), Some("chat"));
         assert_eq!(e.child("body").unwrap().text, "héllo & <3 😀");
         let c = e.child("composing").unwrap();
-        assert_eq!(c.ns, "http://jabber.org/protocol/chatstates");
+        assert_eq!(&*c.ns, "http://jabber.org/protocol/chatstates");
     }
 
     #[test]
@@ -293,19 +350,19 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(e.ns, NS_STREAMS);
+        assert_eq!(&*e.ns, NS_STREAMS);
         assert_eq!(e.local(), "features");
-        assert_eq!(e.children[0].ns, "urn:ietf:params:xml:ns:xmpp-bind");
+        assert_eq!(&*e.children[0].ns, "urn:ietf:params:xml:ns:xmpp-bind");
     }
 
     #[test]
     fn stream_header_open_only_and_no_space_between_attributes() {
         let x = b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'to='im.truphone.com'>";
         let e = parse(x, &Scope::default(), true).unwrap();
-        assert_eq!(e.ns, NS_STREAMS);
+        assert_eq!(&*e.ns, NS_STREAMS);
         assert_eq!(e.attr("to"), Some("im.truphone.com"));
         let inside = e.scope_inside(&Scope::default());
-        assert_eq!(inside.default_ns, "jabber:client");
+        assert_eq!(&*inside.default_ns, "jabber:client");
     }
 
     #[test]

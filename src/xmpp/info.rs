@@ -81,7 +81,7 @@ pub fn short_ns(ns: &str) -> &str {
 pub fn describe(el: &Element, dir: Dir) -> Described {
     let mut d = Described::default();
     let local = el.local();
-    let ns = el.ns.as_str();
+    let ns: &str = &el.ns;
     match (local, ns) {
         ("message", _) => message(el, dir, &mut d),
         ("presence", _) => presence(el, dir, &mut d),
@@ -91,7 +91,7 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
             let cond = el
                 .children
                 .iter()
-                .find(|c| c.ns == NS_STREAM_ERRORS && c.local() != "text")
+                .find(|c| &*c.ns == NS_STREAM_ERRORS && c.local() != "text")
                 .map_or("undefined-condition", Element::local);
             d.info = format!("STREAM ERROR {cond}");
             if let Some(t) = el.child("text").filter(|t| !t.text.is_empty()) {
@@ -179,7 +179,7 @@ fn stanza_error(el: &Element, d: &mut Described) {
         .and_then(|e| {
             e.children
                 .iter()
-                .find(|c| c.ns == NS_STANZA_ERRORS && c.local() != "text")
+                .find(|c| &*c.ns == NS_STANZA_ERRORS && c.local() != "text")
         })
         .map_or("undefined-condition", Element::local);
     let _ = write!(d.info, " {cond}");
@@ -201,7 +201,7 @@ fn message(el: &Element, dir: Dir, d: &mut Described) {
     d.chat_state = el
         .children
         .iter()
-        .filter(|c| c.ns == NS_CHATSTATES)
+        .filter(|c| &*c.ns == NS_CHATSTATES)
         .find_map(|c| ChatState::from_local(c.local()));
     if let Some(cs) = d.chat_state {
         let _ = write!(d.info, " [{}]", cs.as_str());
@@ -232,10 +232,10 @@ fn iq(el: &Element, dir: Dir, d: &mut Described) {
     d.info = format!("IQ({t})");
     if let Some(child) = el.children.iter().find(|c| c.local() != "error") {
         let name = child.local();
-        if name == "ping" && child.ns == "urn:xmpp:ping" {
+        if name == "ping" && &*child.ns == "urn:xmpp:ping" {
             d.facts.ping = true;
         }
-        if name == "query" && child.ns == "jabber:iq:roster" && t == "result" {
+        if name == "query" && &*child.ns == "jabber:iq:roster" && t == "result" {
             let items = child.children.iter().filter(|c| c.local() == "item").count();
             d.facts.roster_items = Some(u32::try_from(items).unwrap_or(u32::MAX));
         }

@@ -4,5 +4,6 @@
 
 mod cli;
 mod golden;
+mod prop;
 mod truth;
 mod util;
