@@ -243,7 +243,7 @@ pub fn spawn_reader(
                         break;
                     }
                     Err(e) => {
-                        end = Some(FileSource::classify(&e).map_or(Err(e), Ok));
+                        end = Some(FileSource::classify(&e).ok_or(e));
                         break;
                     }
                 }

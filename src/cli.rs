@@ -126,14 +126,23 @@ impl Args {
         if self.format == Format::Json && !self.stats {
             return Err("-T json is the format of --stats; use -T ndjson for events".into());
         }
-        let mut limits = Limits::default();
-        limits.max_flows = self.max_flows.max(1);
-        limits.idle_timeout_secs = self.idle_timeout;
-        limits.tcp.max_buffered_bytes = self.max_tcp_buffer;
-        limits.tcp.max_holes = self.max_tcp_holes.max(1);
-        limits.framer.max_element_bytes = self.max_element_bytes.max(64);
-        limits.framer.max_depth = self.max_depth.max(1);
-        limits.tls.max_handshake_bytes = self.max_tls_handshake;
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_flows: self.max_flows.max(1),
+            idle_timeout_secs: self.idle_timeout,
+            tcp: crate::tcp::reassembly::ReassemblyLimits {
+                max_buffered_bytes: self.max_tcp_buffer,
+                max_holes: self.max_tcp_holes.max(1),
+                ..defaults.tcp
+            },
+            framer: crate::xmpp::framer::FramerLimits {
+                max_element_bytes: self.max_element_bytes.max(64),
+                max_depth: self.max_depth.max(1),
+            },
+            tls: crate::tls::TlsLimits {
+                max_handshake_bytes: self.max_tls_handshake,
+            },
+        };
         let keep_xml = self.verbose || self.format == Format::Ndjson;
         Ok(Settings {
             path: self.read_file,

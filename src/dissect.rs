@@ -247,7 +247,8 @@ impl Dissector {
                     out.notes
                         .push(Note::new(NoteKind::MalformedFrame, stop.to_string()));
                 } else if stop == LinkStop::Fragment {
-                    out.notes.push(Note::new(NoteKind::IpFragment, stop.to_string()));
+                    out.notes
+                        .push(Note::new(NoteKind::IpFragment, stop.to_string()));
                 }
                 return;
             }
@@ -311,64 +312,38 @@ impl Dissector {
         if flow.class == Class::Other {
             return;
         }
-        let mut ctx = Ctx {
+        let mut sink = Sink {
+            cfg: &self.cfg,
+            counters: &mut self.counters,
             frame: number,
             ts,
-            flow: flow.id,
-            dir,
-            src,
-            dst,
-            cfg: &self.cfg,
             events: &mut out.events,
             notes: &mut out.notes,
         };
-        let counters = &mut self.counters;
-        let Flow {
-            halves,
-            class,
-            starttls_seen,
-            tls_noted,
-            server,
-            ..
-        } = flow;
-        let (h0, h1) = halves.split_at_mut(1);
-        let (this, other) = match dir {
-            Dir::ClientToServer => (&mut h0[0], &mut h1[0]),
-            Dir::ServerToClient => (&mut h1[0], &mut h0[0]),
-        };
-        let mut st = FlowState {
-            class,
-            starttls_seen,
-            tls_noted,
-            counters,
-            server_port: server.1,
-            other_mode: &mut other.mode,
-        };
-        let Half {
-            tcp,
-            mode,
-            framer,
-            tls,
-            scope,
-        } = this;
-        let mut stream = StreamState {
-            mode,
-            framer,
-            tls,
-            scope,
-        };
-        tcp.segment(
-            seg.seq,
-            seg.syn,
-            seg.fin,
-            seg.payload,
-            seg.wire_len,
-            number,
-            &mut |d| deliver(d, &mut ctx, &mut stream, &mut st),
-        );
-        if seg.rst {
-            tcp.flush(&mut |d| deliver(d, &mut ctx, &mut stream, &mut st));
-        }
+        let other = dir.other();
+        // The ACK speaks of the other direction's bytes: acknowledged bytes
+        // that were never captured are skipped at once (RFC 9293 §3.4).
+        let unseen = seg.has_ack
+            && with_half(flow, other, sink.reborrow(), |tcp, deliver| {
+                tcp.acked(seg.ack, deliver)
+            });
+        with_half(flow, dir, sink.reborrow(), |tcp, deliver| {
+            tcp.segment(
+                seg.seq,
+                seg.syn,
+                seg.fin,
+                seg.payload,
+                seg.wire_len,
+                number,
+                deliver,
+            );
+            // A reset ends the connection; and when this very segment acks
+            // bytes the capture never saw, the capture lost packets here,
+            // so a hole in this direction will not be filled either.
+            if seg.rst || (unseen && tcp.holes() > 0) {
+                tcp.flush(deliver);
+            }
+        });
     }
 
     /// End of capture: flush every flow (held data after holes, open
@@ -380,16 +355,9 @@ impl Dissector {
         }
     }
 
-    fn new_flow(
-        &mut self,
-        src: (IpAddr, u16),
-        dst: (IpAddr, u16),
-        syn: bool,
-        ack: bool,
-    ) -> Flow {
-        let is_xmpp_port = |p: u16| {
-            p == xmpp::PORT_C2S || p == xmpp::PORT_S2S || self.cfg.xmpp_ports.contains(&p)
-        };
+    fn new_flow(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), syn: bool, ack: bool) -> Flow {
+        let is_xmpp_port =
+            |p: u16| p == xmpp::PORT_C2S || p == xmpp::PORT_S2S || self.cfg.xmpp_ports.contains(&p);
         let is_tls_port = |p: u16| p == xmpp::PORT_C2S_TLS || p == xmpp::PORT_S2S_TLS;
         let known = |p: u16| is_xmpp_port(p) || is_tls_port(p);
         // Who opened the connection: the SYN's sender; failing that the
@@ -450,50 +418,18 @@ impl Dissector {
     }
 
     fn flush_half(&mut self, flow: &mut Flow, dir: Dir, frame: u64) {
-        let (src, dst) = match dir {
-            Dir::ClientToServer => (flow.client, flow.server),
-            Dir::ServerToClient => (flow.server, flow.client),
-        };
-        let mut ctx = Ctx {
+        let sink = Sink {
+            cfg: &self.cfg,
+            counters: &mut self.counters,
             frame,
             ts: flow.last_seen,
-            flow: flow.id,
-            dir,
-            src,
-            dst,
-            cfg: &self.cfg,
             events: &mut self.flushed,
             notes: &mut self.flushed_notes,
         };
-        let (h0, h1) = flow.halves.split_at_mut(1);
-        let (this, other) = match dir {
-            Dir::ClientToServer => (&mut h0[0], &mut h1[0]),
-            Dir::ServerToClient => (&mut h1[0], &mut h0[0]),
-        };
-        let mut st = FlowState {
-            class: &mut flow.class,
-            starttls_seen: &mut flow.starttls_seen,
-            tls_noted: &mut flow.tls_noted,
-            counters: &mut self.counters,
-            server_port: flow.server.1,
-            other_mode: &mut other.mode,
-        };
-        let Half {
-            tcp,
-            mode,
-            framer,
-            tls,
-            scope,
-        } = this;
-        let mut stream = StreamState {
-            mode,
-            framer,
-            tls,
-            scope,
-        };
-        tcp.flush(&mut |d| deliver(d, &mut ctx, &mut stream, &mut st));
-        if let Some(f) = stream.framer.as_ref().filter(|f| f.in_unit()) {
-            ctx.notes.push(Note::new(
+        with_half(flow, dir, sink, |tcp, deliver| tcp.flush(deliver));
+        let half = &flow.halves[dir.index()];
+        if let Some(f) = half.framer.as_ref().filter(|f| f.in_unit()) {
+            self.flushed_notes.push(Note::new(
                 NoteKind::IncompleteElement,
                 format!(
                     "flow {} {}: an element of {} bytes was still open at the end",
@@ -544,6 +480,81 @@ impl Dissector {
         }
         self.counters.flows_idle_closed += idle.len() as u64;
     }
+}
+
+/// Where one frame's deliveries go.
+struct Sink<'a> {
+    cfg: &'a Config,
+    counters: &'a mut Counters,
+    frame: u64,
+    ts: Timestamp,
+    events: &'a mut Vec<Event>,
+    notes: &'a mut Vec<Note>,
+}
+
+impl Sink<'_> {
+    fn reborrow(&mut self) -> Sink<'_> {
+        Sink {
+            cfg: self.cfg,
+            counters: self.counters,
+            frame: self.frame,
+            ts: self.ts,
+            events: self.events,
+            notes: self.notes,
+        }
+    }
+}
+
+/// Run `f` on one direction's reassembler with a sink that feeds its bytes
+/// through the XMPP/TLS layers into `sink`.
+fn with_half<R>(
+    flow: &mut Flow,
+    dir: Dir,
+    sink: Sink<'_>,
+    f: impl FnOnce(&mut HalfStream, &mut dyn FnMut(Delivery<'_>)) -> R,
+) -> R {
+    let (src, dst) = match dir {
+        Dir::ClientToServer => (flow.client, flow.server),
+        Dir::ServerToClient => (flow.server, flow.client),
+    };
+    let mut ctx = Ctx {
+        frame: sink.frame,
+        ts: sink.ts,
+        flow: flow.id,
+        dir,
+        src,
+        dst,
+        cfg: sink.cfg,
+        events: sink.events,
+        notes: sink.notes,
+    };
+    let [h0, h1] = &mut flow.halves;
+    let (this, other) = match dir {
+        Dir::ClientToServer => (h0, h1),
+        Dir::ServerToClient => (h1, h0),
+    };
+    let mut st = FlowState {
+        class: &mut flow.class,
+        starttls_seen: &mut flow.starttls_seen,
+        tls_noted: &mut flow.tls_noted,
+        counters: sink.counters,
+        server_port: flow.server.1,
+        other_mode: &mut other.mode,
+    };
+    let Half {
+        tcp,
+        mode,
+        framer,
+        tls,
+        scope,
+    } = this;
+    let mut stream = StreamState {
+        mode,
+        framer,
+        tls,
+        scope,
+    };
+    f(tcp, &mut |d| deliver(d, &mut ctx, &mut stream, &mut st))
 }
 
 struct FlowState<'a> {
@@ -627,7 +638,9 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
                 ),
                 StreamNoteKind::OutOfWindow => (
                     NoteKind::TcpOutOfWindow,
-                    format!("segment more than 2^31 bytes away from the stream ({len} bytes): dropped"),
+                    format!(
+                        "segment more than 2^31 bytes away from the stream ({len} bytes): dropped"
+                    ),
                 ),
                 StreamNoteKind::TruncatedSegment => (
                     NoteKind::TcpTruncated,
@@ -640,7 +653,14 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
 }
 
 /// In-order bytes of one direction.
-fn data(bytes: &[u8], frame: u64, offset: u64, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
+fn data(
+    bytes: &[u8],
+    frame: u64,
+    offset: u64,
+    ctx: &mut Ctx<'_>,
+    s: &mut StreamState<'_>,
+    st: &mut FlowState<'_>,
+) {
     if bytes.is_empty() {
         return;
     }
@@ -684,7 +704,9 @@ fn data(bytes: &[u8], frame: u64, offset: u64, ctx: &mut Ctx<'_>, s: &mut Stream
             }
         }
         Mode::Tls => {
-            if !*st.starttls_seen && !*st.tls_noted && st.server_port != xmpp::PORT_C2S_TLS
+            if !*st.starttls_seen
+                && !*st.tls_noted
+                && st.server_port != xmpp::PORT_C2S_TLS
                 && st.server_port != xmpp::PORT_S2S_TLS
             {
                 *st.tls_noted = true;
@@ -693,9 +715,9 @@ fn data(bytes: &[u8], frame: u64, offset: u64, ctx: &mut Ctx<'_>, s: &mut Stream
                     "TLS on an XMPP port without a STARTTLS in the capture (it began mid-session)",
                 ));
             }
-            let t = s
-                .tls
-                .get_or_insert_with(|| Box::new(TlsStream::with_offset(ctx.cfg.limits.tls, offset)));
+            let t = s.tls.get_or_insert_with(|| {
+                Box::new(TlsStream::with_offset(ctx.cfg.limits.tls, offset))
+            });
             t.push(bytes, &mut |ev| tls_event(ev, ctx));
         }
         Mode::Undecided | Mode::TlsPending | Mode::Opaque | Mode::Other => {}
@@ -730,23 +752,16 @@ fn decide(bytes: &[u8], ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut Flo
         _ => Mode::Other,
     };
     *s.mode = mode;
+    let decided = *st.class == Class::Xmpp;
     match mode {
-        Mode::Other => {
-            if *st.class != Class::Xmpp {
-                *st.class = Class::Other;
-            }
+        Mode::Other if !decided => *st.class = Class::Other,
+        Mode::Xml if !decided => {
+            st.counters.xmpp_flows += 1;
+            *st.class = Class::Xmpp;
         }
-        Mode::Xml => {
-            if *st.class != Class::Xmpp {
-                st.counters.xmpp_flows += 1;
-                *st.class = Class::Xmpp;
-            }
-        }
-        Mode::Tls => {
-            if *st.class != Class::Xmpp {
-                st.counters.tls_flows += 1;
-                *st.class = Class::Xmpp;
-            }
+        Mode::Tls if !decided => {
+            st.counters.tls_flows += 1;
+            *st.class = Class::Xmpp;
         }
         _ => {}
     }
@@ -858,7 +873,11 @@ fn framer_event(
         UnitKind::StreamEnd => {
             let mut e = new_event(ctx, EventKind::StreamEnd, unit.frames, unit.start, unit.end);
             e.info = "STREAM END".into();
-            e.name = text(unit.bytes.get(2..unit.bytes.len().saturating_sub(1)).unwrap_or_default());
+            e.name = text(
+                unit.bytes
+                    .get(2..unit.bytes.len().saturating_sub(1))
+                    .unwrap_or_default(),
+            );
             e.ns = std::sync::Arc::from(element::NS_STREAMS);
             if ctx.cfg.keep_xml {
                 e.xml = text(unit.bytes);
@@ -867,7 +886,13 @@ fn framer_event(
             After::Continue
         }
         UnitKind::StreamHeader => {
-            let mut e = new_event(ctx, EventKind::StreamHeader, unit.frames, unit.start, unit.end);
+            let mut e = new_event(
+                ctx,
+                EventKind::StreamHeader,
+                unit.frames,
+                unit.start,
+                unit.end,
+            );
             match element::parse(unit.bytes, &Scope::default(), true) {
                 Ok(el) => {
                     *scope = el.scope_inside(&Scope::default());
@@ -878,7 +903,11 @@ fn framer_event(
                     e.info = "STREAM (malformed)".into();
                     e.notes.push(Note::new(
                         NoteKind::MalformedXml,
-                        format!("stream header at offset {}: {}", unit.start + err.offset, err.message),
+                        format!(
+                            "stream header at offset {}: {}",
+                            unit.start + err.offset,
+                            err.message
+                        ),
                     ));
                 }
             }

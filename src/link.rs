@@ -89,7 +89,10 @@ impl fmt::Display for LinkStop {
             Self::NotTcp => f.write_str("not TCP"),
             Self::Fragment => f.write_str("IP fragment (fragments are not reassembled)"),
             Self::Malformed { layer, offset } => {
-                write!(f, "malformed or truncated {layer} header at offset {offset}")
+                write!(
+                    f,
+                    "malformed or truncated {layer} header at offset {offset}"
+                )
             }
         }
     }
@@ -332,7 +335,13 @@ mod tests {
     #[test]
     fn every_prefix_is_handled_without_panic() {
         let f = tcp_v4(b"<message><body>hi</body></message>");
-        for lt in [dlt::EN10MB, dlt::LINUX_SLL, dlt::LINUX_SLL2, dlt::NULL, dlt::RAW] {
+        for lt in [
+            dlt::EN10MB,
+            dlt::LINUX_SLL,
+            dlt::LINUX_SLL2,
+            dlt::NULL,
+            dlt::RAW,
+        ] {
             for n in 0..=f.len() {
                 let _ = tcp_segment(lt, &f[..n]);
             }
@@ -340,7 +349,10 @@ mod tests {
         // A cut inside the Ethernet header says so.
         assert!(matches!(
             tcp_segment(dlt::EN10MB, &f[..10]),
-            Err(LinkStop::Malformed { layer: "Ethernet", .. })
+            Err(LinkStop::Malformed {
+                layer: "Ethernet",
+                ..
+            })
         ));
         assert!(matches!(
             tcp_segment(dlt::EN10MB, &f[..40]),
@@ -359,6 +371,9 @@ mod tests {
             .udp(53, 53);
         let mut udp = Vec::new();
         b.write(&mut udp, b"dns").unwrap();
-        assert_eq!(tcp_segment(dlt::EN10MB, &udp).unwrap_err(), LinkStop::NotTcp);
+        assert_eq!(
+            tcp_segment(dlt::EN10MB, &udp).unwrap_err(),
+            LinkStop::NotTcp
+        );
     }
 }

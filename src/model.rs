@@ -52,6 +52,13 @@ impl Dir {
         }
     }
     #[must_use]
+    pub fn other(self) -> Self {
+        match self {
+            Self::ClientToServer => Self::ServerToClient,
+            Self::ServerToClient => Self::ClientToServer,
+        }
+    }
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientToServer => "c2s",

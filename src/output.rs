@@ -101,13 +101,12 @@ pub fn write_flushed_lines(
             };
             let _ = writeln!(
                 buf,
-                "{:>6} {:>11.6} {} → {} {} {} {}",
+                "{:>6} {:>11.6} {} → {} {} - {}",
                 frame,
                 rel,
                 first.src,
                 first.dst,
                 proto,
-                "-",
                 info_of(group)
             );
             w.write_all(buf.as_bytes())?;

@@ -81,7 +81,12 @@ impl<W: Write> Printer<W> {
         }
         match self.settings.format {
             Format::Text | Format::Json => {
-                output::write_flushed_lines(&mut self.out, &mut self.line, &mut self.clock, events)?;
+                output::write_flushed_lines(
+                    &mut self.out,
+                    &mut self.line,
+                    &mut self.clock,
+                    events,
+                )?;
                 if self.settings.verbose {
                     self.details(events, notes)?;
                 }

@@ -73,10 +73,16 @@ mod tests {
             FirstBytes::JabberStream
         );
         assert_eq!(sniff(b"<iq type='get'/>"), FirstBytes::Markup);
-        assert_eq!(sniff(b"ody>hi</body></message>"), FirstBytes::TextWithMarkup);
+        assert_eq!(
+            sniff(b"ody>hi</body></message>"),
+            FirstBytes::TextWithMarkup
+        );
         assert_eq!(sniff(b"ED\0\x01\0\0\x04"), FirstBytes::Other);
         assert_eq!(sniff(b"\x16\x03\x01\x02\x00\x01"), FirstBytes::Tls);
         assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), FirstBytes::Other);
-        assert_eq!(sniff(b"HTTP/1.1 200 OK\r\n\r\n<message/>"), FirstBytes::TextWithMarkup);
+        assert_eq!(
+            sniff(b"HTTP/1.1 200 OK\r\n\r\n<message/>"),
+            FirstBytes::TextWithMarkup
+        );
     }
 }

@@ -189,7 +189,11 @@ impl Stats {
         let _ = writeln!(
             s,
             "TCP flows:            {} (XMPP {}, TLS-only {}, to port 5222: {}, at most {} at once)",
-            self.flows, self.xmpp_flows, self.tls_flows, self.tcp_flows_5222, self.max_concurrent_flows
+            self.flows,
+            self.xmpp_flows,
+            self.tls_flows,
+            self.tcp_flows_5222,
+            self.max_concurrent_flows
         );
         let _ = writeln!(
             s,

@@ -13,8 +13,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use quick_xml::{Reader, XmlVersion};
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 
 /// The namespace of the stream root (RFC 6120 §4.8.1).
 pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
@@ -367,9 +367,21 @@ mod tests {
 
     #[test]
     fn unknown_entities_are_not_expanded() {
-        let e = parse(b"<message><body>&lol9;</body></message>", &client_scope(), false).unwrap();
+        let e = parse(
+            b"<message><body>&lol9;</body></message>",
+            &client_scope(),
+            false,
+        )
+        .unwrap();
         assert_eq!(e.child("body").unwrap().text, "&lol9;");
-        assert!(parse(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x/>", &client_scope(), false).is_err());
+        assert!(
+            parse(
+                b"<!DOCTYPE x [<!ENTITY a 'b'>]><x/>",
+                &client_scope(),
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]

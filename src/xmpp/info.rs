@@ -97,8 +97,10 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
             if let Some(t) = el.child("text").filter(|t| !t.text.is_empty()) {
                 let _ = write!(d.info, " \"{}\"", preview(&t.text, 40));
             }
-            d.notes
-                .push(Note::new(NoteKind::StreamError, format!("stream error: {cond}")));
+            d.notes.push(Note::new(
+                NoteKind::StreamError,
+                format!("stream error: {cond}"),
+            ));
         }
         ("starttls", NS_TLS) => d.info = "STARTTLS".into(),
         ("proceed", NS_TLS) => d.info = "PROCEED".into(),
@@ -236,7 +238,11 @@ fn iq(el: &Element, dir: Dir, d: &mut Described) {
             d.facts.ping = true;
         }
         if name == "query" && &*child.ns == "jabber:iq:roster" && t == "result" {
-            let items = child.children.iter().filter(|c| c.local() == "item").count();
+            let items = child
+                .children
+                .iter()
+                .filter(|c| c.local() == "item")
+                .count();
             d.facts.roster_items = Some(u32::try_from(items).unwrap_or(u32::MAX));
         }
         if name == "query" {
@@ -289,7 +295,11 @@ mod tests {
             "IQ(get) QUERY(disco#items) > cs-xmpp.lan"
         );
         assert_eq!(
-            describe(&el("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>"), c).info,
+            describe(
+                &el("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>"),
+                c
+            )
+            .info,
             "IQ(get) QUERY(jabber:iq:roster)"
         );
         assert_eq!(
@@ -309,7 +319,11 @@ mod tests {
             "FEATURES"
         );
         assert_eq!(
-            describe(&el("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"), s).info,
+            describe(
+                &el("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"),
+                s
+            )
+            .info,
             "SUCCESS"
         );
     }
@@ -318,7 +332,9 @@ mod tests {
     fn auth_plain_names_the_user_only() {
         // "\0juliet\0r0m30myr0m30"
         let d = describe(
-            &el("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG0zMG15cjBtMzA=</auth>"),
+            &el(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG0zMG15cjBtMzA=</auth>",
+            ),
             Dir::ClientToServer,
         );
         assert_eq!(d.info, "AUTH PLAIN user=juliet");
@@ -328,7 +344,9 @@ mod tests {
     #[test]
     fn message_chat_state_and_body() {
         let d = describe(
-            &el("<message to='romeo@example.com' type='chat'><body>Hello Romeo, how are you today?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>"),
+            &el(
+                "<message to='romeo@example.com' type='chat'><body>Hello Romeo, how are you today?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+            ),
             Dir::ClientToServer,
         );
         assert!(d.has_body);
@@ -338,7 +356,9 @@ mod tests {
             "MESSAGE > romeo@example.com \"Hello Romeo, how are you…\" [active]"
         );
         let d = describe(
-            &el("<message from='a@b/c'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>"),
+            &el(
+                "<message from='a@b/c'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>",
+            ),
             Dir::ServerToClient,
         );
         assert_eq!(d.info, "MESSAGE < a@b/c [paused]");
@@ -348,17 +368,27 @@ mod tests {
     #[test]
     fn stream_level_elements_wireshark_misses() {
         let d = describe(
-            &el("<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
+            &el(
+                "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+            ),
             Dir::ServerToClient,
         );
         assert_eq!(d.info, "STREAM ERROR conflict");
         assert_eq!(d.notes[0].kind, NoteKind::StreamError);
         assert_eq!(
-            describe(&el("<a xmlns='urn:xmpp:sm:3' h='12'/>"), Dir::ClientToServer).info,
+            describe(
+                &el("<a xmlns='urn:xmpp:sm:3' h='12'/>"),
+                Dir::ClientToServer
+            )
+            .info,
             "SM a h=12"
         );
         assert_eq!(
-            describe(&el("<inactive xmlns='urn:xmpp:csi:0'/>"), Dir::ClientToServer).info,
+            describe(
+                &el("<inactive xmlns='urn:xmpp:csi:0'/>"),
+                Dir::ClientToServer
+            )
+            .info,
             "CSI inactive"
         );
     }
@@ -366,12 +396,19 @@ mod tests {
     #[test]
     fn presence_and_errors() {
         let d = describe(
-            &el("<presence from='juliet@example.com/balcony'><show>away</show><status>in a meeting</status></presence>"),
+            &el(
+                "<presence from='juliet@example.com/balcony'><show>away</show><status>in a meeting</status></presence>",
+            ),
             Dir::ServerToClient,
         );
-        assert_eq!(d.info, "PRESENCE < juliet@example.com/balcony away \"in a meeting\"");
+        assert_eq!(
+            d.info,
+            "PRESENCE < juliet@example.com/balcony away \"in a meeting\""
+        );
         let d = describe(
-            &el("<iq type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"),
+            &el(
+                "<iq type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            ),
             Dir::ServerToClient,
         );
         assert_eq!(d.info, "IQ(error) item-not-found");

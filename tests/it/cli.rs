@@ -9,7 +9,11 @@ use crate::util;
 const PLAIN: &str = "captures/prosody-plain-signin-chat.pcap";
 
 fn run_ok(args: &[&str]) -> String {
-    let out = util::bin().current_dir(util::root()).args(args).output().unwrap();
+    let out = util::bin()
+        .current_dir(util::root())
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "xmppscope {args:?} failed: {}",
@@ -53,11 +57,18 @@ fn readme_command_shows_the_sign_in_in_order() {
     }
     assert!(text.contains("[composing]"), "{text}");
     assert!(text.contains("[paused]"), "{text}");
-    assert!(text.contains("\"Hi Bob! Are you free for lun…\" [active]") || text.contains("\"Hi Bob!"), "{text}");
+    assert!(
+        text.contains("\"Hi Bob! Are you free for lun…\" [active]") || text.contains("\"Hi Bob!"),
+        "{text}"
+    );
     assert!(text.contains("away \"in a meeting\""), "{text}");
     assert!(text.contains("STREAM END"), "{text}");
     // Frames match tshark's numbering of the same capture (frame 8 is AUTH).
-    assert!(text.lines().any(|l| l.trim_start().starts_with("8 ") && l.contains("AUTH PLAIN")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("8 ") && l.contains("AUTH PLAIN")),
+        "{text}"
+    );
 }
 
 /// NDJSON: one object per event with the documented fields; passwords masked.
@@ -65,7 +76,10 @@ fn readme_command_shows_the_sign_in_in_order() {
 fn ndjson_fields_and_masking() {
     let text = run_ok(&["-r", PLAIN, "-T", "ndjson"]);
     assert!(!text.contains("alice-wonderland-42"));
-    assert!(!text.contains("YWxpY2U"), "base64 of the credentials leaked");
+    assert!(
+        !text.contains("YWxpY2U"),
+        "base64 of the credentials leaked"
+    );
     let mut saw_auth = false;
     let mut saw_composing = false;
     for line in text.lines() {
@@ -90,7 +104,10 @@ fn ndjson_fields_and_masking() {
     }
     assert!(saw_auth && saw_composing);
     let shown = run_ok(&["-r", PLAIN, "-T", "ndjson", "--show-secrets"]);
-    assert!(shown.contains("AGFsaWNlAGFsaWNlLXdvbmRlcmxhbmQtNDI="), "--show-secrets must reveal the SASL PLAIN blob");
+    assert!(
+        shown.contains("AGFsaWNlAGFsaWNlLXdvbmRlcmxhbmQtNDI="),
+        "--show-secrets must reveal the SASL PLAIN blob"
+    );
 }
 
 /// `-r -` reads standard input.
@@ -106,7 +123,10 @@ fn reads_standard_input() {
     child.stdin.take().unwrap().write_all(&bytes).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), run_ok(&["-r", PLAIN]));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        run_ok(&["-r", PLAIN])
+    );
 }
 
 /// A file cut inside a record: the packets before it, a message, exit 1.
@@ -119,7 +139,10 @@ fn truncated_file_keeps_what_came_before() {
     let out = util::bin().arg("-r").arg(&cut).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cut.pcap") && err.contains("middle of a record"), "{err}");
+    assert!(
+        err.contains("cut.pcap") && err.contains("middle of a record"),
+        "{err}"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("AUTH PLAIN"), "{text}");
 }
@@ -169,8 +192,19 @@ fn host_filter_and_count() {
 #[test]
 fn stats_text() {
     let text = run_ok(&["-r", PLAIN, "-q", "--stats"]);
-    for want in ["Packets:", "Messages:", "Chat states:", "Presence:", "IQ:", "Expert notes:", "Limits hit:"] {
+    for want in [
+        "Packets:",
+        "Messages:",
+        "Chat states:",
+        "Presence:",
+        "IQ:",
+        "Expert notes:",
+        "Limits hit:",
+    ] {
         assert!(text.contains(want), "{want} missing in:\n{text}");
     }
-    assert!(text.contains("SASL:                 auth 2 (PLAIN 2)"), "{text}");
+    assert!(
+        text.contains("SASL:                 auth 2 (PLAIN 2)"),
+        "{text}"
+    );
 }

@@ -86,7 +86,9 @@ fn check(capture: &str, oracle_file: &str, port: u16) {
     for (cap, half, whole) in TSHARK_HALF_STANZAS {
         if *cap == capture {
             let (s, d, word) = want.remove(half).expect("oracle has the half-stanza frame");
-            eprintln!("{capture}: tshark dissects half a stanza in frame {half}; it completes in {whole}");
+            eprintln!(
+                "{capture}: tshark dissects half a stanza in frame {half}; it completes in {whole}"
+            );
             want.insert(*whole, (s, d, word));
         }
     }
@@ -217,5 +219,10 @@ fn frame_numbers_count_every_record() {
         Config::default(),
     );
     assert_eq!(run.packets.len(), 376);
-    assert!(run.packets.iter().enumerate().all(|(i, p)| p.number == i as u64 + 1));
+    assert!(
+        run.packets
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.number == i as u64 + 1)
+    );
 }

@@ -51,15 +51,25 @@ fn events_of(frames: &[Vec<u8>]) -> Vec<(String, String)> {
     let mut p = Packet::default();
     let mut out = Vec::new();
     for (i, f) in frames.iter().enumerate() {
-        let ts = Timestamp { secs: 1_000 + i as i64, nanos: 0 };
+        let ts = Timestamp {
+            secs: 1_000 + i as i64,
+            nanos: 0,
+        };
         d.dissect(i as u64 + 1, ts, dlt::EN10MB, f, f.len() as u32, &mut p);
-        out.extend(p.events.iter().map(|e| (e.kind_name().to_owned(), e.info.clone())));
+        out.extend(
+            p.events
+                .iter()
+                .map(|e| (e.kind_name().to_owned(), e.info.clone())),
+        );
     }
     // A whitespace keepalive is whitespace sent in a segment of its own
     // (RFC 6120 §4.6.1), so it depends on the cut by definition: leave it out.
     d.finish(frames.len() as u64);
     let (late, _) = d.take_flushed();
-    out.extend(late.iter().map(|e| (e.kind_name().to_owned(), e.info.clone())));
+    out.extend(
+        late.iter()
+            .map(|e| (e.kind_name().to_owned(), e.info.clone())),
+    );
     out.retain(|(k, _)| k != "keepalive");
     out
 }
@@ -83,13 +93,21 @@ fn segments(s: &[u8], cuts: &[usize], isn: u32) -> Vec<(u32, Vec<u8>)> {
     points.dedup();
     points
         .windows(2)
-        .map(|w| (isn.wrapping_add(1).wrapping_add(w[0] as u32), s[w[0]..w[1]].to_vec()))
+        .map(|w| {
+            (
+                isn.wrapping_add(1).wrapping_add(w[0] as u32),
+                s[w[0]..w[1]].to_vec(),
+            )
+        })
         .collect()
 }
 
 fn frames_of(segs: &[(u32, Vec<u8>)], isn: u32) -> Vec<Vec<u8>> {
     let mut f = vec![frame(true, isn, true, b"")];
-    f.extend(segs.iter().map(|(seq, data)| frame(true, *seq, false, data)));
+    f.extend(
+        segs.iter()
+            .map(|(seq, data)| frame(true, *seq, false, data)),
+    );
     f
 }
 
@@ -147,7 +165,12 @@ fn byte_by_byte_gives_the_same_events() {
     assert_eq!(bytewise, whole);
     let infos: Vec<&str> = whole.iter().map(|(_, i)| i.as_str()).collect();
     assert!(infos.contains(&"STREAM > example.com"), "{infos:?}");
-    assert!(infos.iter().any(|i| i.starts_with("MESSAGE > bob@example.com \"h\u{e9}llo & <3")), "{infos:?}");
+    assert!(
+        infos
+            .iter()
+            .any(|i| i.starts_with("MESSAGE > bob@example.com \"h\u{e9}llo & <3")),
+        "{infos:?}"
+    );
     assert!(infos.contains(&"IQ(set) BIND"), "{infos:?}");
     assert!(infos.contains(&"SM r"), "{infos:?}");
 }

@@ -28,49 +28,165 @@ fn assert_matches_truth(s: &Stats, t: &Value, what: &str) {
     let x = &t["xmpp"];
     let pairs: Vec<(&str, u64, u64)> = vec![
         ("packets", s.packets, n(t, &["packets"])),
-        ("tcp_flows_5222", s.tcp_flows_5222, n(x, &["tcp_flows_5222"])),
+        (
+            "tcp_flows_5222",
+            s.tcp_flows_5222,
+            n(x, &["tcp_flows_5222"]),
+        ),
         ("message", s.messages, n(x, &["stanzas", "message"])),
         ("presence", s.presences, n(x, &["stanzas", "presence"])),
         ("iq", s.iqs, n(x, &["stanzas", "iq"])),
-        ("message chat", by(&s.message_types, "chat"), n(x, &["message_types", "chat"])),
-        ("message normal", by(&s.message_types, "normal"), n(x, &["message_types", "normal"])),
-        ("message headline", by(&s.message_types, "headline"), n(x, &["message_types", "headline"])),
-        ("message groupchat", by(&s.message_types, "groupchat"), n(x, &["message_types", "groupchat"])),
+        (
+            "message chat",
+            by(&s.message_types, "chat"),
+            n(x, &["message_types", "chat"]),
+        ),
+        (
+            "message normal",
+            by(&s.message_types, "normal"),
+            n(x, &["message_types", "normal"]),
+        ),
+        (
+            "message headline",
+            by(&s.message_types, "headline"),
+            n(x, &["message_types", "headline"]),
+        ),
+        (
+            "message groupchat",
+            by(&s.message_types, "groupchat"),
+            n(x, &["message_types", "groupchat"]),
+        ),
         ("iq get", by(&s.iq_types, "get"), n(x, &["iq_types", "get"])),
         ("iq set", by(&s.iq_types, "set"), n(x, &["iq_types", "set"])),
-        ("iq result", by(&s.iq_types, "result"), n(x, &["iq_types", "result"])),
-        ("iq error", by(&s.iq_types, "error"), n(x, &["iq_types", "error"])),
-        ("messages_with_body", s.messages_with_body, n(x, &["messages_with_body"])),
-        ("body_decoded_bytes", s.body_decoded_bytes, n(x, &["body_decoded_bytes"])),
-        ("chatstate_messages", s.chatstate_messages, n(x, &["chatstate_messages"])),
-        ("chatstate_only_messages", s.chatstate_only_messages, n(x, &["chatstate_only_messages"])),
-        ("active", by(&s.chatstates, "active"), n(x, &["chatstates", "active"])),
-        ("composing", by(&s.chatstates, "composing"), n(x, &["chatstates", "composing"])),
-        ("paused", by(&s.chatstates, "paused"), n(x, &["chatstates", "paused"])),
-        ("inactive", by(&s.chatstates, "inactive"), n(x, &["chatstates", "inactive"])),
-        ("gone", by(&s.chatstates, "gone"), n(x, &["chatstates", "gone"])),
+        (
+            "iq result",
+            by(&s.iq_types, "result"),
+            n(x, &["iq_types", "result"]),
+        ),
+        (
+            "iq error",
+            by(&s.iq_types, "error"),
+            n(x, &["iq_types", "error"]),
+        ),
+        (
+            "messages_with_body",
+            s.messages_with_body,
+            n(x, &["messages_with_body"]),
+        ),
+        (
+            "body_decoded_bytes",
+            s.body_decoded_bytes,
+            n(x, &["body_decoded_bytes"]),
+        ),
+        (
+            "chatstate_messages",
+            s.chatstate_messages,
+            n(x, &["chatstate_messages"]),
+        ),
+        (
+            "chatstate_only_messages",
+            s.chatstate_only_messages,
+            n(x, &["chatstate_only_messages"]),
+        ),
+        (
+            "active",
+            by(&s.chatstates, "active"),
+            n(x, &["chatstates", "active"]),
+        ),
+        (
+            "composing",
+            by(&s.chatstates, "composing"),
+            n(x, &["chatstates", "composing"]),
+        ),
+        (
+            "paused",
+            by(&s.chatstates, "paused"),
+            n(x, &["chatstates", "paused"]),
+        ),
+        (
+            "inactive",
+            by(&s.chatstates, "inactive"),
+            n(x, &["chatstates", "inactive"]),
+        ),
+        (
+            "gone",
+            by(&s.chatstates, "gone"),
+            n(x, &["chatstates", "gone"]),
+        ),
         ("iq_pings", s.iq_pings, n(x, &["iq_pings"])),
-        ("roster_results", s.roster_results, n(x, &["roster_results"])),
+        (
+            "roster_results",
+            s.roster_results,
+            n(x, &["roster_results"]),
+        ),
         ("roster_items", s.roster_items, n(x, &["roster_items"])),
-        ("presence_unavailable", s.presence_unavailable, n(x, &["presence_unavailable"])),
-        ("presence_with_status", s.presence_with_status, n(x, &["presence_with_status"])),
-        ("stream_headers_c2s", s.stream_headers_c2s, n(x, &["stream_headers_c2s"])),
-        ("stream_headers_s2c", s.stream_headers_s2c, n(x, &["stream_headers_s2c"])),
-        ("stream_features", s.stream_features, n(x, &["stream_features"])),
-        ("sasl_plain_auths", s.sasl_plain_auths, n(x, &["sasl_plain_auths"])),
-        ("sasl_successes", s.sasl_successes, n(x, &["sasl_successes"])),
-        ("stream_closes_c2s", s.stream_closes_c2s, n(x, &["stream_closes_c2s"])),
-        ("stream_closes_s2c", s.stream_closes_s2c, n(x, &["stream_closes_s2c"])),
+        (
+            "presence_unavailable",
+            s.presence_unavailable,
+            n(x, &["presence_unavailable"]),
+        ),
+        (
+            "presence_with_status",
+            s.presence_with_status,
+            n(x, &["presence_with_status"]),
+        ),
+        (
+            "stream_headers_c2s",
+            s.stream_headers_c2s,
+            n(x, &["stream_headers_c2s"]),
+        ),
+        (
+            "stream_headers_s2c",
+            s.stream_headers_s2c,
+            n(x, &["stream_headers_s2c"]),
+        ),
+        (
+            "stream_features",
+            s.stream_features,
+            n(x, &["stream_features"]),
+        ),
+        (
+            "sasl_plain_auths",
+            s.sasl_plain_auths,
+            n(x, &["sasl_plain_auths"]),
+        ),
+        (
+            "sasl_successes",
+            s.sasl_successes,
+            n(x, &["sasl_successes"]),
+        ),
+        (
+            "stream_closes_c2s",
+            s.stream_closes_c2s,
+            n(x, &["stream_closes_c2s"]),
+        ),
+        (
+            "stream_closes_s2c",
+            s.stream_closes_s2c,
+            n(x, &["stream_closes_s2c"]),
+        ),
         ("stream_errors", s.stream_errors, n(x, &["stream_errors"])),
-        ("whitespace_keepalives", s.whitespace_keepalives, n(x, &["whitespace_keepalives"])),
+        (
+            "whitespace_keepalives",
+            s.whitespace_keepalives,
+            n(x, &["whitespace_keepalives"]),
+        ),
     ];
     let wrong: Vec<String> = pairs
         .iter()
         .filter(|(_, got, want)| got != want)
         .map(|(k, got, want)| format!("{k}: got {got}, truth {want}"))
         .collect();
-    assert!(wrong.is_empty(), "{what}: differs from the truth file:\n{}", wrong.join("\n"));
-    assert!(s.limits_hit.is_empty(), "{what}: limits hit {:?}", s.limits_hit);
+    assert!(
+        wrong.is_empty(),
+        "{what}: differs from the truth file:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        s.limits_hit.is_empty(),
+        "{what}: limits hit {:?}",
+        s.limits_hit
+    );
     assert_eq!(s.malformed_elements, 0, "{what}: malformed elements");
 }
 
@@ -92,20 +208,43 @@ fn truth_split_anywhere_reordered_retransmitted() {
     truth_case(
         "hard.pcap",
         &[
-            "--size-mb", "5", "--seed", "2", "--split-anywhere", "--split", "0.3", "--ooo", "0.05",
-            "--retx", "0.02",
+            "--size-mb",
+            "5",
+            "--seed",
+            "2",
+            "--split-anywhere",
+            "--split",
+            "0.3",
+            "--ooo",
+            "0.05",
+            "--retx",
+            "0.02",
         ],
     );
 }
 
 #[test]
 fn truth_sll_pcapng() {
-    truth_case("sll.pcapng", &["--size-mb", "3", "--seed", "7", "--linktype", "sll", "--pcapng"]);
+    truth_case(
+        "sll.pcapng",
+        &[
+            "--size-mb",
+            "3",
+            "--seed",
+            "7",
+            "--linktype",
+            "sll",
+            "--pcapng",
+        ],
+    );
 }
 
 #[test]
 fn truth_null_loopback() {
-    truth_case("null.pcap", &["--size-mb", "3", "--seed", "7", "--linktype", "null"]);
+    truth_case(
+        "null.pcap",
+        &["--size-mb", "3", "--seed", "7", "--linktype", "null"],
+    );
 }
 
 /// The binary's `--stats -T json` prints the same counters.
@@ -113,17 +252,29 @@ fn truth_null_loopback() {
 fn binary_stats_json_matches_truth() {
     let Some(shared) = util::shared() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (cap, truth) = util::generate(&shared, dir.path(), "b.pcap", &["--size-mb", "2", "--seed", "3"]);
+    let (cap, truth) = util::generate(
+        &shared,
+        dir.path(),
+        "b.pcap",
+        &["--size-mb", "2", "--seed", "3"],
+    );
     let out = util::bin()
         .args(["-q", "--stats", "-T", "json", "-r"])
         .arg(&cap)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["messages"], truth["xmpp"]["stanzas"]["message"]);
     assert_eq!(s["presences"], truth["xmpp"]["stanzas"]["presence"]);
     assert_eq!(s["iqs"], truth["xmpp"]["stanzas"]["iq"]);
-    assert_eq!(s["chatstates"]["composing"], truth["xmpp"]["chatstates"]["composing"]);
+    assert_eq!(
+        s["chatstates"]["composing"],
+        truth["xmpp"]["chatstates"]["composing"]
+    );
     assert_eq!(s["tcp_flows_5222"], truth["xmpp"]["tcp_flows_5222"]);
 }

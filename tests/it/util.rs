@@ -5,7 +5,7 @@ use std::process::Command;
 
 use xmppscope::capture::FileSource;
 use xmppscope::dissect::{Config, Dissector};
-use xmppscope::model::{Event, Packet};
+use xmppscope::model::Packet;
 use xmppscope::output::stats::Stats;
 
 /// The repository root.
@@ -21,28 +21,20 @@ pub fn shared() -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("../shared is missing, and CI=true: the golden and truth tests cannot be skipped in CI");
+        panic!(
+            "../shared is missing, and CI=true: the golden and truth tests cannot be skipped in CI"
+        );
     }
-    eprintln!("SKIPPED: ../shared not found beside the repository; golden and truth tests did not run");
+    eprintln!(
+        "SKIPPED: ../shared not found beside the repository; golden and truth tests did not run"
+    );
     None
 }
 
 /// Everything one capture yields.
 pub struct Run {
     pub packets: Vec<Packet>,
-    /// Events flushed outside their frame (end of capture, eviction).
-    pub flushed: Vec<Event>,
     pub stats: Stats,
-}
-
-impl Run {
-    /// All events in order of delivery.
-    pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.packets
-            .iter()
-            .flat_map(|p| p.events.iter())
-            .chain(self.flushed.iter())
-    }
 }
 
 /// Dissect a whole capture with this configuration.
@@ -51,7 +43,6 @@ pub fn dissect(path: &Path, cfg: Config) -> Run {
     let lt = src.linktype();
     let mut d = Dissector::new(cfg);
     let mut packets = Vec::new();
-    let mut flushed = Vec::new();
     let mut stats = Stats::default();
     let mut last = 0;
     while let Some(f) = src.next_frame().unwrap() {
@@ -71,7 +62,6 @@ pub fn dissect(path: &Path, cfg: Config) -> Run {
         for n in &notes {
             stats.add_note(n);
         }
-        flushed.extend(ev);
         packets.push(p);
     }
     d.finish(last);
@@ -82,13 +72,8 @@ pub fn dissect(path: &Path, cfg: Config) -> Run {
     for n in &notes {
         stats.add_note(n);
     }
-    flushed.extend(ev);
     stats.set_counters(d.counters());
-    Run {
-        packets,
-        flushed,
-        stats,
-    }
+    Run { packets, stats }
 }
 
 /// The built binary.
@@ -97,7 +82,12 @@ pub fn bin() -> Command {
 }
 
 /// Run `gen-xmpp-pcap` from ../shared into `dir`; returns (capture, truth).
-pub fn generate(shared: &Path, dir: &Path, name: &str, args: &[&str]) -> (PathBuf, serde_json::Value) {
+pub fn generate(
+    shared: &Path,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+) -> (PathBuf, serde_json::Value) {
     let out = dir.join(name);
     let truth = dir.join(format!("{name}.json"));
     let status = Command::new("sh")
