@@ -212,6 +212,21 @@ impl Dissector {
         self.flows.len()
     }
 
+    /// Bytes held by all flows right now: out-of-order TCP data and
+    /// partial XML elements (what the named limits bound). O(flows).
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.flows
+            .values()
+            .flat_map(|f| f.halves.iter())
+            .map(|h| {
+                h.tcp.buffered_bytes()
+                    + h.framer.as_ref().map_or(0, |f| f.pending_bytes())
+                    + h.tls.as_ref().map_or(0, |t| t.buffered_bytes())
+            })
+            .sum()
+    }
+
     /// Events and notes that left the pipeline outside a frame of their own
     /// (flows evicted, idle, or still open at the end).
     pub fn take_flushed(&mut self) -> (Vec<Event>, Vec<Note>) {

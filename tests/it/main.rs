@@ -2,6 +2,7 @@
 
 //! xmppscope's one integration-test binary.
 
+mod adversarial;
 mod cli;
 mod golden;
 mod prop;
