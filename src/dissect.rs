@@ -172,7 +172,9 @@ struct Ctx<'a> {
 /// The dissector. Create one per capture.
 pub struct Dissector {
     cfg: Config,
-    flows: HashMap<FlowKey, Flow>,
+    /// foldhash's randomly seeded hasher: fast on 4-tuples, and the seed
+    /// keeps strangers from choosing colliding keys.
+    flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
     next_flow: u32,
     counters: Counters,
     next_sweep: i64,
@@ -187,7 +189,7 @@ impl Dissector {
     pub fn new(cfg: Config) -> Self {
         Self {
             cfg,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             next_flow: 0,
             counters: Counters::default(),
             next_sweep: i64::MIN,

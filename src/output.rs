@@ -20,17 +20,23 @@ pub fn shown(p: &Packet) -> bool {
 #[must_use]
 pub fn info_of(events: &[Event]) -> String {
     let mut s = String::new();
+    push_info(&mut s, events);
+    s
+}
+
+fn push_info(s: &mut String, events: &[Event]) {
     let alone = events.len() == 1;
+    let mut first = true;
     for e in events {
         if e.kind == EventKind::XmlDecl && !alone {
             continue;
         }
-        if !s.is_empty() {
+        if !first {
             s.push_str(", ");
         }
+        first = false;
         s.push_str(&e.info);
     }
-    s
 }
 
 /// Formats times relative to the first frame, like tshark's default.
@@ -44,6 +50,23 @@ impl Clock {
         let first = *self.first.get_or_insert(ts);
         ts.since(first)
     }
+
+    /// `ts` relative to the first frame as `S.uuuuuu` (rounded to the
+    /// microsecond), right-aligned to 11 characters, without going through
+    /// floating point (this is on every printed line).
+    pub fn write_relative(&mut self, buf: &mut String, ts: Timestamp) {
+        let first = *self.first.get_or_insert(ts);
+        let ns = (i128::from(ts.secs) - i128::from(first.secs)) * 1_000_000_000
+            + (i128::from(ts.nanos) - i128::from(first.nanos));
+        let us = (ns.abs() + 500) / 1000;
+        let sign = if ns < 0 { "-" } else { "" };
+        let start = buf.len();
+        let _ = write!(buf, "{sign}{}.{:06}", us / 1_000_000, us % 1_000_000);
+        let width = buf.len() - start;
+        for _ in width..11 {
+            buf.insert(start, ' ');
+        }
+    }
 }
 
 /// One tshark-like line:
@@ -55,22 +78,15 @@ pub fn write_line(
     p: &Packet,
 ) -> io::Result<()> {
     buf.clear();
-    let rel = clock.relative(p.ts);
-    let (src, dst) = match (p.src, p.dst) {
-        (Some(s), Some(d)) => (s.to_string(), d.to_string()),
-        _ => (String::new(), String::new()),
-    };
-    let _ = writeln!(
-        buf,
-        "{:>6} {:>11.6} {} → {} {} {} {}",
-        p.number,
-        rel,
-        src,
-        dst,
-        p.proto().as_str(),
-        p.len,
-        info_of(&p.events)
-    );
+    let _ = write!(buf, "{:>6} ", p.number);
+    clock.write_relative(buf, p.ts);
+    buf.push(' ');
+    if let (Some(s), Some(d)) = (p.src, p.dst) {
+        let _ = write!(buf, "{s} → {d}");
+    }
+    let _ = write!(buf, " {} {} ", p.proto().as_str(), p.len);
+    push_info(buf, &p.events);
+    buf.push('\n');
     w.write_all(buf.as_bytes())
 }
 

@@ -291,9 +291,18 @@ fn open(start: &BytesStart<'_>, outer: &Scope) -> (Element, Option<Scope>) {
         let key = a.key.as_ref().to_owned();
         // Attribute-value normalisation and the predefined entities and
         // character references (XML 1.0 §3.3.3); anything else is kept raw.
-        let value = match a.normalized_value(XmlVersion::Implicit1_0) {
-            Ok(v) => v.into_owned(),
-            Err(_) => a.value.clone().into_owned(),
+        let plain = !a
+            .value
+            .bytes()
+            .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'));
+        let value = if plain {
+            // Nothing to normalise or unescape: the common case.
+            a.value.clone().into_owned()
+        } else {
+            match a.normalized_value(XmlVersion::Implicit1_0) {
+                Ok(v) => v.into_owned(),
+                Err(_) => a.value.clone().into_owned(),
+            }
         };
         attrs.push((key, value));
     }
