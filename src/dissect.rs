@@ -682,6 +682,17 @@ fn data(
         return;
     }
     if *s.mode == Mode::Undecided {
+        if xmpp::sniff(bytes) == FirstBytes::Whitespace {
+            // A keepalive before anything else (a capture that began
+            // mid-session): count it on an XMPP port, decide later.
+            if matches!(*st.class, Class::PortXmpp | Class::Xmpp) && bytes.len() <= 16 {
+                let end = offset + bytes.len() as u64;
+                let mut e = new_event(ctx, EventKind::Keepalive, &[frame], offset, end);
+                e.info = "Whitespace Keepalive".into();
+                ctx.events.push(e);
+            }
+            return;
+        }
         decide(bytes, ctx, s, st);
     }
     if *s.mode == Mode::TlsPending {
@@ -746,6 +757,7 @@ fn decide(bytes: &[u8], ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut Flo
     let first = xmpp::sniff(bytes);
     let mode = match (*st.class, first) {
         (_, FirstBytes::JabberStream) => Mode::Xml,
+        (_, FirstBytes::Whitespace) => Mode::Undecided,
         (Class::Xmpp | Class::PortXmpp, FirstBytes::Markup) => Mode::Xml,
         (Class::Xmpp | Class::PortXmpp, FirstBytes::TextWithMarkup) => {
             // Capture began mid-element: find the next element first.

@@ -23,8 +23,10 @@ pub enum FirstBytes {
     /// Printable text holding markup: most likely a capture that began in
     /// the middle of an element.
     TextWithMarkup,
-    /// A TLS record header.
+    /// A TLS record header (or, in a very short first segment, its start).
     Tls,
+    /// Only whitespace (a keepalive): says nothing yet.
+    Whitespace,
     /// Anything else (binary protocols, HTTP, …).
     Other,
 }
@@ -43,8 +45,11 @@ pub fn sniff(data: &[u8]) -> FirstBytes {
     {
         return FirstBytes::JabberStream;
     }
-    if crate::tls::looks_like_tls(head) {
+    if looks_like_tls_start(head) {
         return FirstBytes::Tls;
+    }
+    if trimmed.is_empty() {
+        return FirstBytes::Whitespace;
     }
     if trimmed.first() == Some(&b'<') {
         return FirstBytes::Markup;
@@ -58,6 +63,16 @@ pub fn sniff(data: &[u8]) -> FirstBytes {
         FirstBytes::TextWithMarkup
     } else {
         FirstBytes::Other
+    }
+}
+
+/// A TLS record header, or as much of one as a short segment holds
+/// (RFC 8446 §5.1: type 20..=24, then version 3.x).
+fn looks_like_tls_start(b: &[u8]) -> bool {
+    match b {
+        [t, 3, v, ..] => (20..=24).contains(t) && *v <= 4,
+        [t, 3] | [t] => (20..=24).contains(t),
+        _ => false,
     }
 }
 
@@ -80,6 +95,13 @@ mod tests {
         assert_eq!(sniff(b"ED\0\x01\0\0\x04"), FirstBytes::Other);
         assert_eq!(sniff(b"\x16\x03\x01\x02\x00\x01"), FirstBytes::Tls);
         assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), FirstBytes::Other);
+        assert_eq!(
+            sniff(b"\x16\x03"),
+            FirstBytes::Tls,
+            "a record header cut after 2 bytes"
+        );
+        assert_eq!(sniff(b" "), FirstBytes::Whitespace);
+        assert_eq!(sniff(b"\r\n"), FirstBytes::Whitespace);
         assert_eq!(
             sniff(b"HTTP/1.1 200 OK\r\n\r\n<message/>"),
             FirstBytes::TextWithMarkup

@@ -362,7 +362,9 @@ impl HalfStream {
         match self.fin_offset {
             Some(f) => {
                 let f = i128::from(f);
-                if end > f {
+                // A bare ACK after the FIN sits at FIN + 1 with no data:
+                // nothing lies past the FIN then.
+                if end > f && end > start.max(f) {
                     let from = start.max(f);
                     sink(Delivery::Note {
                         kind: StreamNoteKind::DataAfterFin,
@@ -1125,6 +1127,23 @@ mod tests {
     }
 
     // ---- examples -------------------------------------------------------
+
+    #[test]
+    fn bare_ack_after_the_fin_is_not_data_after_fin() {
+        let mut h = HalfStream::new(ReassemblyLimits::default());
+        let mut out = Vec::new();
+        h.segment(0, true, false, b"", 0, 1, &mut |d| {
+            out.push(format!("{d:?}"))
+        });
+        h.segment(1, false, true, b"ab", 2, 2, &mut |d| {
+            out.push(format!("{d:?}"))
+        });
+        // The last ACK of the teardown: seq = FIN + 1, no payload.
+        h.segment(4, false, false, b"", 0, 3, &mut |d| {
+            out.push(format!("{d:?}"))
+        });
+        assert!(out.iter().all(|d| !d.contains("DataAfterFin")), "{out:?}");
+    }
 
     #[test]
     fn acked_unseen_bytes_skip_the_hole_at_once() {

@@ -396,3 +396,31 @@ fn truncation_sweep_over_every_capture() {
         );
     }
 }
+
+/// Regressions found by the 1 GB truth check: a capture that begins
+/// mid-session with a whitespace keepalive, and a direct-TLS flow whose
+/// first segment holds only two bytes of a record header.
+#[test]
+fn midstream_flows_starting_with_a_keepalive_or_half_a_tls_header() {
+    let mut f = Feed::new(Config::default());
+    f.tcp(C, S, 5000, false, b" ");
+    f.tcp(
+        C,
+        S,
+        5001,
+        false,
+        b"<message to='a@b'><body>hi</body></message>",
+    );
+    assert_eq!(f.infos, ["Whitespace Keepalive", "MESSAGE > a@b \"hi\""]);
+    assert!(!f.has(NoteKind::NotXmpp));
+    let tls_server = ([203, 0, 113, 6], 5223);
+    f.tcp(C2, tls_server, 7000, false, &[0x16, 0x03]);
+    f.tcp(
+        C2,
+        tls_server,
+        7002,
+        false,
+        &[0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00],
+    );
+    assert!(!f.has(NoteKind::NotXmpp), "{:?}", f.notes);
+}

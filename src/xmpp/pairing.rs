@@ -1,0 +1,180 @@
+//! IQ request ↔ response pairing in one pass (RFC 6120 §8.2.3: an `iq` of
+//! type `get` or `set` MUST be answered by a `result` or `error` with the
+//! same `id`, sent back the other way).
+//!
+//! One table per flow, keyed by (direction of the request, id). The table
+//! is bounded ([`MAX_PENDING_IQS`] by default, `--max-pending-iqs`): past it
+//! the oldest request is forgotten and the caller notes the limit.
+
+use std::collections::HashMap;
+
+use crate::model::{Dir, Timestamp};
+
+/// Default limit: unanswered requests remembered per flow.
+pub const MAX_PENDING_IQS: usize = 4096;
+
+/// A request waiting for its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub frame: u64,
+    pub time: Timestamp,
+    pub id: String,
+    pub dir: Dir,
+    /// What was asked, for the note if it stays unanswered (`IQ(get) PING`).
+    pub what: String,
+}
+
+/// What an `iq` did to the table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A request was recorded; `evicted` is the request forgotten to make room.
+    Request { evicted: Option<Pending> },
+    /// A response matched this request.
+    Response { request: Pending },
+    /// A response nobody asked for (or asked before the capture began).
+    Unmatched,
+    /// Not pairable: no id or an unknown type.
+    Ignored,
+}
+
+/// The pending requests of one flow.
+#[derive(Debug, Clone, Default)]
+pub struct IqTable {
+    pending: HashMap<(usize, String), Pending>,
+    /// Insertion counter, for evicting the oldest.
+    order: u64,
+    seq: HashMap<(usize, String), u64>,
+}
+
+impl IqTable {
+    /// Feed one `iq` stanza (RFC 6120 §8.2.3).
+    #[allow(clippy::too_many_arguments)]
+    pub fn iq(
+        &mut self,
+        dir: Dir,
+        typ: Option<&str>,
+        id: Option<&str>,
+        frame: u64,
+        time: Timestamp,
+        what: &str,
+        limit: usize,
+    ) -> Outcome {
+        let Some(id) = id else {
+            return Outcome::Ignored;
+        };
+        match typ {
+            Some("get" | "set") => {
+                let mut evicted = None;
+                let key = (dir.index(), id.to_owned());
+                if !self.pending.contains_key(&key) && self.pending.len() >= limit.max(1) {
+                    // Forget the oldest request.
+                    if let Some(old) = self
+                        .seq
+                        .iter()
+                        .min_by_key(|(_, n)| **n)
+                        .map(|(k, _)| k.clone())
+                    {
+                        self.seq.remove(&old);
+                        evicted = self.pending.remove(&old);
+                    }
+                }
+                self.order += 1;
+                self.seq.insert(key.clone(), self.order);
+                self.pending.insert(
+                    key,
+                    Pending {
+                        frame,
+                        time,
+                        id: id.to_owned(),
+                        dir,
+                        what: what.to_owned(),
+                    },
+                );
+                Outcome::Request { evicted }
+            }
+            Some("result" | "error") => {
+                let key = (dir.other().index(), id.to_owned());
+                self.seq.remove(&key);
+                match self.pending.remove(&key) {
+                    Some(request) => Outcome::Response { request },
+                    None => Outcome::Unmatched,
+                }
+            }
+            _ => Outcome::Ignored,
+        }
+    }
+
+    /// The requests never answered, oldest first (end of flow or capture).
+    pub fn drain(&mut self) -> Vec<Pending> {
+        self.seq.clear();
+        let mut v: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        v.sort_by_key(|p| p.frame);
+        v
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const C: Dir = Dir::ClientToServer;
+    const S: Dir = Dir::ServerToClient;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp { secs: s, nanos: 0 }
+    }
+
+    #[test]
+    fn pairs_by_id_and_direction() {
+        let mut t = IqTable::default();
+        assert!(matches!(
+            t.iq(C, Some("get"), Some("a"), 1, ts(1), "IQ(get)", 10),
+            Outcome::Request { evicted: None }
+        ));
+        // Same id from the other side is a different request.
+        t.iq(S, Some("get"), Some("a"), 2, ts(2), "IQ(get) PING", 10);
+        // A result from the client answers the server's request.
+        match t.iq(C, Some("result"), Some("a"), 3, ts(3), "", 10) {
+            Outcome::Response { request } => assert_eq!(request.frame, 2),
+            o => panic!("{o:?}"),
+        }
+        match t.iq(S, Some("error"), Some("a"), 4, ts(4), "", 10) {
+            Outcome::Response { request } => assert_eq!(request.frame, 1),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            t.iq(S, Some("result"), Some("a"), 5, ts(5), "", 10),
+            Outcome::Unmatched
+        );
+        assert_eq!(
+            t.iq(S, Some("result"), None, 5, ts(5), "", 10),
+            Outcome::Ignored
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn bounded_with_oldest_evicted() {
+        let mut t = IqTable::default();
+        t.iq(C, Some("get"), Some("1"), 1, ts(1), "", 2);
+        t.iq(C, Some("get"), Some("2"), 2, ts(1), "", 2);
+        match t.iq(C, Some("get"), Some("3"), 3, ts(1), "", 2) {
+            Outcome::Request { evicted: Some(p) } => assert_eq!(p.id, "1"),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(t.len(), 2);
+        let left: Vec<u64> = t.drain().iter().map(|p| p.frame).collect();
+        assert_eq!(left, vec![2, 3]);
+    }
+}
