@@ -102,6 +102,18 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Limits::default().framer.max_depth)]
     pub max_depth: usize,
 
+    /// Limit: unanswered IQ requests remembered per flow for request/response pairing.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_pending_iqs)]
+    pub max_pending_iqs: usize,
+
+    /// Print the expert notes at the end, grouped by severity and kind, with counts.
+    #[arg(long)]
+    pub expert: bool,
+
+    /// Statistics, like tshark's -z: only `expert` (same as --expert).
+    #[arg(short = 'z', value_name = "STAT")]
+    pub z: Vec<String>,
+
     /// Limit: bytes of one TLS handshake message decoded.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().tls.max_handshake_bytes)]
     pub max_tls_handshake: usize,
@@ -115,6 +127,8 @@ pub struct Settings {
     pub quiet: bool,
     pub stats: bool,
     pub verbose: bool,
+    /// Print the expert notes grouped at the end.
+    pub expert: bool,
     pub count: Option<u64>,
     pub dissector: Config,
 }
@@ -142,7 +156,17 @@ impl Args {
             tls: crate::tls::TlsLimits {
                 max_handshake_bytes: self.max_tls_handshake,
             },
+            max_pending_iqs: self.max_pending_iqs.max(1),
         };
+        let mut expert = self.expert;
+        for z in &self.z {
+            // tshark spells it `-z expert` (optionally `expert,LEVEL`).
+            if z == "expert" || z.starts_with("expert,") {
+                expert = true;
+            } else {
+                return Err(format!("-z {z}: only -z expert is supported"));
+            }
+        }
         let keep_xml = self.verbose || self.format == Format::Ndjson;
         Ok(Settings {
             path: self.read_file,
@@ -150,6 +174,7 @@ impl Args {
             quiet: self.quiet,
             stats: self.stats,
             verbose: self.verbose,
+            expert,
             count: self.count,
             dissector: Config {
                 limits,

@@ -18,7 +18,8 @@ use crate::tcp::reassembly::{Delivery, HalfStream, ReassemblyLimits, StreamNoteK
 use crate::tls::{self, TlsEvent, TlsLimits, TlsNoteKind, TlsStream};
 use crate::xmpp::element::{self, Scope};
 use crate::xmpp::framer::{Framer, FramerEvent, FramerLimits, FramerNoteKind, UnitKind};
-use crate::xmpp::{self, FirstBytes, info};
+use crate::xmpp::pairing::{self, IqTable};
+use crate::xmpp::{self, FirstBytes, detail, info};
 
 /// Every named limit, with its default. Each is a flag of the binary.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,9 @@ pub struct Limits {
     pub tcp: ReassemblyLimits,
     pub framer: FramerLimits,
     pub tls: TlsLimits,
+    /// Unanswered IQ requests remembered per flow (RFC 6120 §8.2.3
+    /// pairing); past it the oldest is forgotten, with a note.
+    pub max_pending_iqs: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +45,7 @@ impl Default for Limits {
             tcp: ReassemblyLimits::default(),
             framer: FramerLimits::default(),
             tls: TlsLimits::default(),
+            max_pending_iqs: pairing::MAX_PENDING_IQS,
         }
     }
 }
@@ -151,6 +156,10 @@ struct Flow {
     halves: [Half; 2],
     starttls_seen: bool,
     tls_noted: bool,
+    /// SASL mechanism of the last `<auth/>` (to decode challenges/responses).
+    sasl_mech: Option<Box<str>>,
+    /// IQ requests waiting for their response.
+    iqs: IqTable,
     /// FIN or RST seen in each direction.
     closed: [bool; 2],
     rst: bool,
@@ -416,6 +425,8 @@ impl Dissector {
             halves: [Half::new(limits), Half::new(limits)],
             starttls_seen: false,
             tls_noted: false,
+            sasl_mech: None,
+            iqs: IqTable::default(),
             closed: [false; 2],
             rst: false,
         }
@@ -431,6 +442,19 @@ impl Dissector {
         }
         for dir in [Dir::ClientToServer, Dir::ServerToClient] {
             self.flush_half(&mut flow, dir, frame);
+        }
+        for p in flow.iqs.drain() {
+            self.flushed_notes.push(Note::new(
+                NoteKind::IqWithoutResponse,
+                format!(
+                    "flow {} {}: {} (id '{}') in frame {} got no response",
+                    flow.id,
+                    p.dir.as_str(),
+                    p.what,
+                    p.id,
+                    p.frame
+                ),
+            ));
         }
     }
 
@@ -554,6 +578,8 @@ fn with_half<R>(
         class: &mut flow.class,
         starttls_seen: &mut flow.starttls_seen,
         tls_noted: &mut flow.tls_noted,
+        sasl_mech: &mut flow.sasl_mech,
+        iqs: &mut flow.iqs,
         counters: sink.counters,
         server_port: flow.server.1,
         other_mode: &mut other.mode,
@@ -578,6 +604,8 @@ struct FlowState<'a> {
     class: &'a mut Class,
     starttls_seen: &'a mut bool,
     tls_noted: &'a mut bool,
+    sasl_mech: &'a mut Option<Box<str>>,
+    iqs: &'a mut IqTable,
     counters: &'a mut Counters,
     server_port: u16,
     other_mode: &'a mut Mode,
@@ -833,6 +861,11 @@ fn new_event(ctx: &Ctx<'_>, kind: EventKind, frames: &[u64], start: u64, end: u6
         offset: start,
         len: end.saturating_sub(start),
         element: None,
+        details: None,
+        pretty: String::new(),
+        response_to: None,
+        response_time: None,
+        response_in: None,
     }
 }
 
@@ -926,6 +959,9 @@ fn framer_event(
                 Ok(el) => {
                     *scope = el.scope_inside(&Scope::default());
                     e.info = info::stream_header(&el, ctx.dir);
+                    if ctx.cfg.keep_xml {
+                        e.details = Some(detail::stream_header(&el));
+                    }
                     fill_from_element(&mut e, &el, ctx.cfg.keep_tree);
                 }
                 Err(err) => {
@@ -959,13 +995,59 @@ fn framer_event(
                     e.facts = d.facts;
                     e.notes = d.notes;
                     match (el.local(), &*el.ns) {
-                        ("starttls", info::NS_TLS) => *st.starttls_seen = true,
-                        ("proceed", info::NS_TLS) => after = After::Tls,
+                        ("starttls", info::NS_TLS) => {
+                            if *st.starttls_seen {
+                                // RFC 6120 §5.4.3.3: STARTTLS once per stream.
+                                e.notes.push(Note::new(
+                                    NoteKind::DuplicateStarttls,
+                                    "second STARTTLS on this flow",
+                                ));
+                            }
+                            *st.starttls_seen = true;
+                        }
+                        ("proceed", info::NS_TLS) => {
+                            if !*st.starttls_seen {
+                                e.notes.push(Note::new(
+                                    NoteKind::ProceedWithoutStarttls,
+                                    "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
+                                ));
+                            }
+                            after = After::Tls;
+                        }
                         ("compressed", info::NS_COMPRESS) => after = After::Compressed,
+                        ("auth", info::NS_SASL) => {
+                            *st.sasl_mech = el.attr("mechanism").map(Box::from);
+                        }
                         _ => {}
                     }
+                    if &*el.ns == info::NS_SASL
+                        && matches!(el.local(), "auth" | "challenge" | "response" | "success")
+                    {
+                        let t = el.text.trim();
+                        if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
+                            e.notes.push(Note::new(
+                                NoteKind::SaslUndecodable,
+                                format!(
+                                    "SASL {} text is not base64 (RFC 6120 §6.4.2): kept as it is",
+                                    el.local()
+                                ),
+                            ));
+                        }
+                    }
+                    if e.kind == EventKind::Stanza && el.local() == "iq" {
+                        pair_iq(&mut e, &el, ctx, st);
+                    }
                     if ctx.cfg.keep_xml {
-                        e.xml = masked_xml(unit.bytes, &el, ctx.cfg.show_secrets);
+                        let mech = st.sasl_mech.as_deref();
+                        e.xml = masked_xml(unit.bytes, &el, ctx.cfg.show_secrets, mech);
+                        let dctx = detail::Ctx {
+                            sasl_mech: mech,
+                            show_secrets: ctx.cfg.show_secrets,
+                        };
+                        let (v, notes) = detail::details(&el, dctx);
+                        e.details = Some(v);
+                        e.notes.extend(notes);
+                        e.pretty = detail::pretty(&el, ctx.cfg.show_secrets, mech);
                     }
                     fill_from_element(&mut e, &el, ctx.cfg.keep_tree);
                 }
@@ -1021,17 +1103,82 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
     }
 }
 
-/// The element's text with SASL credentials masked unless asked otherwise.
-fn masked_xml(bytes: &[u8], el: &element::Element, show_secrets: bool) -> String {
+/// Link an IQ response to its request (RFC 6120 §8.2.3), one pass.
+fn pair_iq(e: &mut Event, el: &element::Element, ctx: &mut Ctx<'_>, st: &mut FlowState<'_>) {
+    let limit = ctx.cfg.limits.max_pending_iqs;
+    match st.iqs.iq(
+        ctx.dir,
+        el.attr("type"),
+        el.attr("id"),
+        ctx.frame,
+        ctx.ts,
+        &e.info,
+        limit,
+    ) {
+        pairing::Outcome::Response { request } => {
+            e.response_to = Some(request.frame);
+            e.response_time = Some(ctx.ts.since(request.time));
+            // The request completed in this same frame: link it now.
+            if let Some(req) = ctx.events.iter_mut().rev().find(|r| {
+                r.frame == request.frame
+                    && r.dir == request.dir
+                    && r.id.as_deref() == Some(request.id.as_str())
+                    && r.response_in.is_none()
+            }) {
+                req.response_in = Some(ctx.frame);
+            }
+        }
+        pairing::Outcome::Request {
+            evicted: Some(old), ..
+        } => {
+            e.notes.push(Note::new(
+                NoteKind::LimitPendingIqs,
+                format!(
+                    "more than {limit} unanswered IQ requests on flow {} (--max-pending-iqs): forgot the request in frame {} (id '{}')",
+                    ctx.flow, old.frame, old.id
+                ),
+            ));
+        }
+        _ => {}
+    }
+}
+
+/// The element's text with credentials masked unless asked otherwise.
+fn masked_xml(
+    bytes: &[u8],
+    el: &element::Element,
+    show_secrets: bool,
+    mech: Option<&str>,
+) -> String {
     let xml = String::from_utf8_lossy(bytes).into_owned();
-    if show_secrets || &*el.ns != info::NS_SASL || !matches!(el.local(), "auth" | "response") {
+    if show_secrets {
         return xml;
     }
-    let secret = el.text.trim();
-    if secret.is_empty() || secret == "=" {
-        return xml;
+    let mut secrets = Vec::new();
+    collect_secrets(el, None, mech, &mut secrets);
+    let mut out = xml;
+    for secret in secrets {
+        if !out.contains(&secret) {
+            // Written with entities or split: show the masked re-serialisation.
+            return detail::pretty(el, false, mech);
+        }
+        out = out.replace(&secret, xmpp::sasl::MASK);
     }
-    xml.replace(secret, "[masked: use --show-secrets]")
+    out
+}
+
+fn collect_secrets(
+    el: &element::Element,
+    parent_ns: Option<&str>,
+    mech: Option<&str>,
+    out: &mut Vec<String>,
+) {
+    if detail::secret_text(el, parent_ns, mech) {
+        out.push(el.text.trim().to_owned());
+    }
+    for c in &el.children {
+        collect_secrets(c, Some(&el.ns), mech, out);
+    }
 }
 
 fn tls_event(ev: TlsEvent, ctx: &mut Ctx<'_>) {
@@ -1040,6 +1187,9 @@ fn tls_event(ev: TlsEvent, ctx: &mut Ctx<'_>) {
             let mut e = new_event(ctx, EventKind::Tls, &[ctx.frame], r.start, r.end);
             e.info = tls::record_summary(&r);
             e.name = tls::content_type_name(r.content_type).to_owned();
+            if ctx.cfg.keep_xml {
+                e.details = Some(detail::tls_record(&r));
+            }
             ctx.events.push(e);
         }
         TlsEvent::Note { kind, detail, .. } => {

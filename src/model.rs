@@ -138,6 +138,16 @@ pub enum NoteKind {
     StreamError,
     /// `type='error'` stanza.
     StanzaError,
+    /// SASL text that is not base64 (RFC 6120 §6.4.2).
+    SaslUndecodable,
+    /// `<proceed/>` with no `<starttls/>` before it (RFC 6120 §5.4.2.3).
+    ProceedWithoutStarttls,
+    /// A second `<starttls/>` on the same flow (RFC 6120 §5.4.3.3).
+    DuplicateStarttls,
+    /// An `iq` get/set never answered (RFC 6120 §8.2.3).
+    IqWithoutResponse,
+    /// Limit: unanswered IQ requests remembered per flow.
+    LimitPendingIqs,
 }
 
 impl NoteKind {
@@ -147,7 +157,9 @@ impl NoteKind {
         match self {
             K::TcpKeepAlive => Severity::Chat,
             K::TcpRetransmission | K::TcpOutOfOrder => Severity::Note,
-            K::IpFragment | K::Compressed | K::TlsWithoutStarttls => Severity::Note,
+            K::IpFragment | K::Compressed | K::TlsWithoutStarttls | K::IqWithoutResponse => {
+                Severity::Note
+            }
             K::MalformedFrame
             | K::TcpOverlapConflict
             | K::MalformedXml
@@ -178,6 +190,7 @@ impl NoteKind {
                 | Self::LimitElementSize
                 | Self::LimitElementDepth
                 | Self::LimitTlsHandshake
+                | Self::LimitPendingIqs
         )
     }
 }
@@ -320,6 +333,20 @@ pub struct Event {
     pub len: u64,
     #[serde(skip)]
     pub element: Option<Element>,
+    /// Structured fields (only when an output asks for them: NDJSON, `-V`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+    /// Indented XML for `-V`, secrets masked (only with `-V`/NDJSON).
+    #[serde(skip)]
+    pub pretty: String,
+    /// For an IQ result/error: the frame of its request (RFC 6120 §8.2.3).
+    pub response_to: Option<u64>,
+    /// For an IQ result/error: seconds since its request.
+    pub response_time: Option<f64>,
+    /// For an IQ get/set: the frame of its response, when known at the
+    /// time the event is printed (same frame); otherwise see `response_to`
+    /// on the response and the `iq_link` NDJSON record.
+    pub response_in: Option<u64>,
 }
 
 impl Event {

@@ -1,5 +1,6 @@
 //! Headless printers: tshark-like lines, NDJSON events, statistics.
 
+pub mod expert;
 pub mod stats;
 
 use std::fmt::Write as _;
@@ -158,6 +159,27 @@ struct JsonEvent<'a> {
     len: u64,
     xml: &'a str,
     notes: &'a [Note],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_in: Option<u64>,
+}
+
+/// Written after an IQ response: the link seen from the request's side
+/// (`frame` is the request, `response_in` the response), so that a reader
+/// of the stream has both directions of the link without a second pass.
+#[derive(Serialize)]
+struct JsonIqLink<'a> {
+    kind: &'static str,
+    frame: u64,
+    flow: u32,
+    id: Option<&'a str>,
+    response_in: u64,
+    response_time: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -205,9 +227,25 @@ pub fn write_ndjson(
             len: e.len,
             xml: &e.xml,
             notes: &e.notes,
+            details: e.details.as_ref(),
+            response_to: e.response_to,
+            response_time: e.response_time,
+            response_in: e.response_in,
         };
         serde_json::to_writer(&mut *buf, &j).map_err(io::Error::other)?;
         buf.push(b'\n');
+        if let Some(req) = e.response_to {
+            let link = JsonIqLink {
+                kind: "iq_link",
+                frame: req,
+                flow: e.flow,
+                id: e.id.as_deref(),
+                response_in: e.frame,
+                response_time: e.response_time,
+            };
+            serde_json::to_writer(&mut *buf, &link).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
     }
     for n in notes {
         let j = JsonNote {

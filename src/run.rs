@@ -6,7 +6,7 @@ use crate::capture::{End, FileSource, ReaderMsg, spawn_reader};
 use crate::cli::{Format, Settings};
 use crate::dissect::Dissector;
 use crate::model::{Event, Note, Packet};
-use crate::output::{self, Clock, stats::Stats};
+use crate::output::{self, Clock, expert::Expert, stats::Stats};
 
 /// How a run ended, for the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +23,21 @@ struct Printer<W: Write> {
     line: String,
     json: Vec<u8>,
     stats: Stats,
+    expert: Expert,
 }
 
 impl<W: Write> Printer<W> {
     fn packet(&mut self, p: &Packet) -> io::Result<()> {
+        if self.settings.expert {
+            for e in &p.events {
+                for n in &e.notes {
+                    self.expert.add(n, e.frame);
+                }
+            }
+            for n in &p.notes {
+                self.expert.add(n, p.number);
+            }
+        }
         if self.settings.stats {
             for e in &p.events {
                 self.stats.add_event(e);
@@ -68,6 +79,16 @@ impl<W: Write> Printer<W> {
     }
 
     fn flushed(&mut self, events: &[Event], notes: &[Note], last: u64) -> io::Result<()> {
+        if self.settings.expert {
+            for e in events {
+                for n in &e.notes {
+                    self.expert.add(n, e.frame);
+                }
+            }
+            for n in notes {
+                self.expert.add(n, 0);
+            }
+        }
         if self.settings.stats {
             for e in events {
                 self.stats.add_event(e);
@@ -110,9 +131,29 @@ impl<W: Write> Printer<W> {
                 e.frames,
                 e.info
             )?;
-            if !e.xml.is_empty() {
-                for l in e.xml.lines() {
-                    writeln!(self.out, "        {l}")?;
+            if let Some(to) = e.response_to {
+                writeln!(
+                    self.out,
+                    "        response to frame {to} ({:.6} s after the request)",
+                    e.response_time.unwrap_or_default()
+                )?;
+            }
+            if let Some(r) = e.response_in {
+                writeln!(self.out, "        response in frame {r}")?;
+            }
+            if let Some(d) = &e.details {
+                let mut s = String::new();
+                crate::xmpp::detail::write_readable(d, 4, &mut s);
+                self.out.write_all(s.as_bytes())?;
+            }
+            let xml = if e.pretty.is_empty() {
+                &e.xml
+            } else {
+                &e.pretty
+            };
+            if !xml.is_empty() {
+                for l in xml.lines() {
+                    writeln!(self.out, "        | {l}")?;
                 }
             }
             for n in &e.notes {
@@ -143,6 +184,7 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
         line: String::new(),
         json: Vec::new(),
         stats: Stats::default(),
+        expert: Expert::default(),
     };
     let path = source.path().to_owned();
     let (batches, recycle, reader) = spawn_reader(source, printer.settings.count);
@@ -185,6 +227,19 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
     dissector.finish(last);
     let (events, notes) = dissector.take_flushed();
     printer.flushed(&events, &notes, last)?;
+    if printer.settings.expert {
+        if printer.settings.format == Format::Ndjson {
+            let j = serde_json::json!({
+                "kind": "expert_summary",
+                "total": printer.expert.total(),
+                "groups": printer.expert.groups(),
+            });
+            serde_json::to_writer(&mut printer.out, &j)?;
+            writeln!(printer.out)?;
+        } else {
+            write!(printer.out, "{}", printer.expert.to_text())?;
+        }
+    }
     if printer.settings.stats {
         printer.stats.set_counters(dissector.counters());
         if printer.settings.format == Format::Json {

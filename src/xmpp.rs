@@ -1,9 +1,12 @@
 //! The XMPP layer: recognising a Jabber stream, framing it into top-level
 //! units, parsing each unit and summarising it.
 
+pub mod detail;
 pub mod element;
 pub mod framer;
 pub mod info;
+pub mod pairing;
+pub mod sasl;
 
 /// Well-known ports (IANA): c2s, s2s, and their direct-TLS twins (XEP-0368;
 /// 5223 is the legacy SSL port Google Talk also offered).

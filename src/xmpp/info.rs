@@ -9,8 +9,6 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine as _;
-
 use super::element::Element;
 use crate::model::{ChatState, Dir, EventKind, Facts, Note, NoteKind};
 
@@ -155,16 +153,12 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
 fn auth(el: &Element, d: &mut Described) {
     let mech = el.attr("mechanism").unwrap_or("");
     d.info = format!("AUTH {mech}").trim_end().to_owned();
-    if mech == "PLAIN" {
-        // RFC 4616 §2: [authzid] NUL authcid NUL passwd
-        let b64 = el.text.trim();
-        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) {
-            let mut parts = raw.split(|b| *b == 0);
-            let _authzid = parts.next();
-            if let Some(user) = parts.next() {
-                let _ = write!(d.info, " user={}", String::from_utf8_lossy(user));
-            }
-        }
+    // The user named in the initial response (PLAIN: RFC 4616 §2; SCRAM
+    // client-first: RFC 5802 §7; X-OAUTH2 / X-GOOGLE-TOKEN), never a secret.
+    if !mech.is_empty()
+        && let Some(user) = super::sasl::auth_user(mech, &el.text)
+    {
+        let _ = write!(d.info, " user={user}");
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod cli;
+mod depth;
 mod golden;
 mod prop;
 mod truth;
