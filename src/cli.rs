@@ -35,9 +35,13 @@ pub enum Format {
 
 /// xmppscope: see what an XMPP (Jabber, Google Talk) client says on the wire.
 #[derive(Debug, Parser)]
-#[command(name = "xmppscope", version, after_help = EXAMPLES)]
+#[command(name = "xmppscope", version, after_help = EXAMPLES, disable_version_flag = true)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Args {
+    /// Print the version (`-V` is tshark's verbose flag here).
+    #[arg(long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
     /// Read packets from a pcap or pcapng file ('-' for standard input).
     #[arg(short = 'r', long = "read-file", value_name = "FILE")]
     pub read_file: String,
@@ -185,5 +189,28 @@ impl Args {
                 show_secrets: self.show_secrets,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (duplicate short flags and the like).
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn json_format_needs_stats() {
+        let a = Args::try_parse_from(["xmppscope", "-r", "x.pcap", "-T", "json"]).unwrap();
+        assert!(a.into_settings().is_err());
+        let a = Args::try_parse_from(["xmppscope", "-r", "x.pcap", "-V", "-n", "--host", "::1"])
+            .unwrap();
+        let s = a.into_settings().unwrap();
+        assert!(s.verbose && s.dissector.keep_xml);
+        assert_eq!(s.dissector.hosts.len(), 1);
     }
 }
