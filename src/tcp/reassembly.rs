@@ -118,7 +118,7 @@ pub struct ReassemblyLimits {
     pub max_buffered_bytes: usize,
     /// Distinct held ranges (holes) per direction. Default 64.
     pub max_holes: usize,
-    /// Bytes of recently delivered data kept to compare retransmissions against (0 = off). Default 4096.
+    /// Bytes of recently delivered data kept to compare retransmissions against (0 = off). Default 1536, one full-size segment.
     pub retx_compare_bytes: usize,
 }
 
@@ -128,7 +128,7 @@ impl ReassemblyLimits {
     /// Default for [`ReassemblyLimits::max_holes`].
     pub const DEFAULT_MAX_HOLES: usize = 64;
     /// Default for [`ReassemblyLimits::retx_compare_bytes`].
-    pub const DEFAULT_RETX_COMPARE_BYTES: usize = 4096;
+    pub const DEFAULT_RETX_COMPARE_BYTES: usize = 1536;
 }
 
 impl Default for ReassemblyLimits {

@@ -87,9 +87,9 @@ pub const DEFAULT_MAX_ELEMENT_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_DEPTH: usize = 256;
 /// Capacity the unit buffer may keep between units; a larger buffer (left by
 /// one big unit) is shrunk back so idle connections stay cheap.
-const BUF_KEEP: usize = 64 * 1024;
+const BUF_KEEP: usize = 4 * 1024;
 /// Same for the frame list of a unit.
-const FRAMES_KEEP: usize = 1024;
+const FRAMES_KEEP: usize = 16;
 
 /// Named, configurable limits. Hitting one yields a [`FramerNote`], never silence.
 #[derive(Debug, Clone, Copy)]
