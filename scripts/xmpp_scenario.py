@@ -85,6 +85,8 @@ class Client(slixmpp.ClientXMPP):
                 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
             else:
                 ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+            if opts.ciphers:
+                ctx.set_ciphers(opts.ciphers)
             if opts.keylog:
                 ctx.keylog_filename = opts.keylog
             # Trust only the throw-away self-signed server certificate.
@@ -200,6 +202,10 @@ class Scenario:
         t = time.time()
         if self.opts.tls == "none":
             c.connect((DOMAIN, self.opts.port), force_starttls=False, disable_starttls=True)
+        elif self.opts.tls == "direct":
+            # XEP-0368: TLS from the first byte, no STARTTLS.
+            c.connect((DOMAIN, self.opts.port), use_ssl=True, force_starttls=False,
+                      disable_starttls=True)
         else:
             c.connect((DOMAIN, self.opts.port), force_starttls=True, disable_starttls=False)
 
@@ -319,10 +325,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5222)
-    p.add_argument("--tls", choices=("none", "starttls"), default="none")
+    p.add_argument("--tls", choices=("none", "starttls", "direct"), default="none")
     p.add_argument("--tls-max", choices=("1.2", "1.3"), default="1.3")
     p.add_argument("--cafile", help="server certificate to trust (starttls)")
     p.add_argument("--keylog", help="write TLS secrets here (NSS key log format)")
+    p.add_argument("--ciphers", help="OpenSSL cipher list for TLS <= 1.2 (default: Python's)")
     p.add_argument("--actions", required=True, help="JSON-lines action log to write")
     p.add_argument("--alice-password", required=True)
     p.add_argument("--bob-password", required=True)
@@ -331,8 +338,8 @@ def parse_args(argv):
     opts = p.parse_args(argv)
     if opts.host not in ("127.0.0.1", "::1"):
         p.error("only loopback servers are allowed")
-    if opts.tls == "starttls" and not opts.cafile:
-        p.error("--tls starttls needs --cafile")
+    if opts.tls != "none" and not opts.cafile:
+        p.error("--tls %s needs --cafile" % opts.tls)
     return opts
 
 

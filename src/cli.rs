@@ -19,6 +19,8 @@ Examples:
       read a capture from standard input
   xmppscope -r capture.pcap --host 203.0.113.5 --port 7400
       only that host's flows; also treat port 7400 as XMPP (like decode-as)
+  xmppscope -r captures/prosody-starttls-signin.pcap --keylog captures/prosody-starttls-signin.keys
+      decrypt STARTTLS / direct TLS with an NSS key log (SSLKEYLOGFILE is used when no --keylog)
 
 Exit status: 0 success; 1 the capture was cut short (everything before the cut was shown); 2 error.";
 
@@ -118,6 +120,11 @@ pub struct Args {
     #[arg(short = 'z', value_name = "STAT")]
     pub z: Vec<String>,
 
+    /// Decrypt TLS with this NSS key log file (CLIENT_RANDOM and TLS 1.3 traffic secrets).
+    /// Without it, the SSLKEYLOGFILE environment variable is used if set.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Option<std::path::PathBuf>,
+
     /// Limit: bytes of one TLS handshake message decoded.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().tls.max_handshake_bytes)]
     pub max_tls_handshake: usize,
@@ -172,6 +179,32 @@ impl Args {
             }
         }
         let keep_xml = self.verbose || self.format == Format::Ndjson;
+        let keylog = match (&self.keylog, std::env::var_os("SSLKEYLOGFILE")) {
+            (Some(p), _) => Some(
+                crate::keylog::KeyLog::open(p)
+                    .map_err(|e| format!("--keylog {}: {e}", p.display()))?,
+            ),
+            (None, Some(p)) if !p.is_empty() => {
+                let p = std::path::PathBuf::from(p);
+                match crate::keylog::KeyLog::open(&p) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        eprintln!(
+                            "xmppscope: warning: SSLKEYLOGFILE {}: {e}; not decrypting",
+                            p.display()
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(k) = keylog.as_ref().filter(|k| k.unusable_lines > 0) {
+            eprintln!(
+                "xmppscope: warning: {} (lines it could not use are skipped)",
+                k.summary()
+            );
+        }
         Ok(Settings {
             path: self.read_file,
             format: self.format,
@@ -187,6 +220,7 @@ impl Args {
                 keep_xml: keep_xml && !self.quiet,
                 keep_tree: false,
                 show_secrets: self.show_secrets,
+                keylog: keylog.map(std::sync::Arc::new),
             },
         })
     }

@@ -12,10 +12,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
+use crate::keylog::KeyLog;
 use crate::link::{self, LinkStop};
 use crate::model::{Dir, Event, EventKind, Note, NoteKind, Packet, Timestamp};
 use crate::tcp::reassembly::{Delivery, HalfStream, ReassemblyLimits, StreamNoteKind};
 use crate::tls::{self, TlsEvent, TlsLimits, TlsNoteKind, TlsStream};
+use crate::tlsdec::{DecOut, Decrypted, FlowDecrypt, Why};
 use crate::xmpp::element::{self, Scope};
 use crate::xmpp::framer::{Framer, FramerEvent, FramerLimits, FramerNoteKind, UnitKind};
 use crate::xmpp::pairing::{self, IqTable};
@@ -64,6 +68,9 @@ pub struct Config {
     pub keep_tree: bool,
     /// Reveal SASL credentials instead of masking them.
     pub show_secrets: bool,
+    /// TLS secrets (`--keylog`, `SSLKEYLOGFILE`): TLS flows are decrypted and their XMPP
+    /// shown. `None`: TLS records are only recognized.
+    pub keylog: Option<Arc<KeyLog>>,
 }
 
 /// Counters the printers and `--stats` report.
@@ -118,6 +125,9 @@ struct Half {
     tls: Option<Box<TlsStream>>,
     /// Namespace declarations of the current stream header.
     scope: Scope,
+    /// XMPP framer and scope of the decrypted stream (restarted after TLS).
+    dec_framer: Option<Box<Framer>>,
+    dec_scope: Scope,
 }
 
 impl Half {
@@ -128,6 +138,8 @@ impl Half {
             framer: None,
             tls: None,
             scope: Scope::default(),
+            dec_framer: None,
+            dec_scope: Scope::default(),
         }
     }
 }
@@ -156,6 +168,8 @@ struct Flow {
     halves: [Half; 2],
     starttls_seen: bool,
     tls_noted: bool,
+    /// TLS decryption state (only with a key log).
+    dec: Option<Box<FlowDecrypt>>,
     /// SASL mechanism of the last `<auth/>` (to decode challenges/responses).
     sasl_mech: Option<Box<str>>,
     /// IQ requests waiting for their response.
@@ -210,6 +224,12 @@ impl Dissector {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Replace the key log (live capture: the file grew). Records of a flow held for a
+    /// missing key are decrypted when that flow's next record arrives.
+    pub fn set_keylog(&mut self, keylog: Arc<KeyLog>) {
+        self.cfg.keylog = Some(keylog);
     }
 
     #[must_use]
@@ -425,6 +445,7 @@ impl Dissector {
             halves: [Half::new(limits), Half::new(limits)],
             starttls_seen: false,
             tls_noted: false,
+            dec: None,
             sasl_mech: None,
             iqs: IqTable::default(),
             closed: [false; 2],
@@ -578,6 +599,7 @@ fn with_half<R>(
         class: &mut flow.class,
         starttls_seen: &mut flow.starttls_seen,
         tls_noted: &mut flow.tls_noted,
+        dec: &mut flow.dec,
         sasl_mech: &mut flow.sasl_mech,
         iqs: &mut flow.iqs,
         counters: sink.counters,
@@ -590,12 +612,16 @@ fn with_half<R>(
         framer,
         tls,
         scope,
+        dec_framer,
+        dec_scope,
     } = this;
     let mut stream = StreamState {
         mode,
         framer,
         tls,
         scope,
+        dec_framer,
+        dec_scope,
     };
     f(tcp, &mut |d| deliver(d, &mut ctx, &mut stream, &mut st))
 }
@@ -604,6 +630,7 @@ struct FlowState<'a> {
     class: &'a mut Class,
     starttls_seen: &'a mut bool,
     tls_noted: &'a mut bool,
+    dec: &'a mut Option<Box<FlowDecrypt>>,
     sasl_mech: &'a mut Option<Box<str>>,
     iqs: &'a mut IqTable,
     counters: &'a mut Counters,
@@ -616,6 +643,8 @@ struct StreamState<'a> {
     framer: &'a mut Option<Box<Framer>>,
     tls: &'a mut Option<Box<TlsStream>>,
     scope: &'a mut Scope,
+    dec_framer: &'a mut Option<Box<Framer>>,
+    dec_scope: &'a mut Scope,
 }
 
 fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut FlowState<'_>) {
@@ -644,6 +673,13 @@ fn deliver(d: Delivery<'_>, ctx: &mut Ctx<'_>, s: &mut StreamState<'_>, st: &mut
             }
             if let Some(t) = s.tls.as_mut() {
                 t.gap(len, &mut |ev| tls_event(ev, ctx));
+            }
+            if let Some(dec) = st.dec.as_mut() {
+                let mut outs = Vec::new();
+                dec.gap(ctx.dir == Dir::ClientToServer, &mut outs);
+                for o in outs {
+                    apply_decrypted(o, None, ctx, s, st);
+                }
             }
         }
         Delivery::Fin { .. } => {}
@@ -774,7 +810,18 @@ fn data(
             let t = s.tls.get_or_insert_with(|| {
                 Box::new(TlsStream::with_offset(ctx.cfg.limits.tls, offset))
             });
-            t.push(bytes, &mut |ev| tls_event(ev, ctx));
+            if let Some(keylog) = ctx.cfg.keylog.clone() {
+                let mut tevs = Vec::new();
+                t.push(bytes, &mut |ev| tevs.push(ev));
+                let dec = st.dec.get_or_insert_with(|| Box::new(FlowDecrypt::new()));
+                dec.observe(&tevs);
+                let mut outs = Vec::new();
+                let c2s = ctx.dir == Dir::ClientToServer;
+                dec.push(c2s, bytes, offset, frame, &keylog, &mut outs);
+                emit_decrypted(tevs, outs, ctx, s, st);
+            } else {
+                t.push(bytes, &mut |ev| tls_event(ev, ctx));
+            }
         }
         Mode::Undecided | Mode::TlsPending | Mode::Opaque | Mode::Other => {}
     }
@@ -866,6 +913,7 @@ fn new_event(ctx: &Ctx<'_>, kind: EventKind, frames: &[u64], start: u64, end: u6
         response_to: None,
         response_time: None,
         response_in: None,
+        decrypted: false,
     }
 }
 
@@ -1200,5 +1248,84 @@ fn tls_event(ev: TlsEvent, ctx: &mut Ctx<'_>) {
             };
             ctx.notes.push(Note::new(k, detail));
         }
+    }
+}
+
+/// The recognizer's events of one delivery, each record followed by what its decryption gave.
+fn emit_decrypted(
+    tevs: Vec<TlsEvent>,
+    outs: Vec<DecOut>,
+    ctx: &mut Ctx<'_>,
+    s: &mut StreamState<'_>,
+    st: &mut FlowState<'_>,
+) {
+    let mut outs = outs.into_iter().peekable();
+    for ev in tevs {
+        let start = match &ev {
+            TlsEvent::Record(r) => Some(r.start),
+            TlsEvent::Note { .. } => None,
+        };
+        tls_event(ev, ctx);
+        let Some(start) = start else { continue };
+        let idx = ctx.events.len().checked_sub(1);
+        while let Some(o) = outs.next_if(|o| match o {
+            DecOut::Record(d) => d.start <= start,
+            DecOut::Note(_) => true,
+        }) {
+            apply_decrypted(o, idx, ctx, s, st);
+        }
+    }
+    for o in outs {
+        apply_decrypted(o, None, ctx, s, st);
+    }
+}
+
+/// One decryption result: rename the record's event, feed application data to the
+/// direction's decrypted XMPP framer, or turn a [`Why`] into an expert note.
+fn apply_decrypted(
+    o: DecOut,
+    record_event: Option<usize>,
+    ctx: &mut Ctx<'_>,
+    s: &mut StreamState<'_>,
+    st: &mut FlowState<'_>,
+) {
+    let d: Decrypted = match o {
+        DecOut::Note(why) => {
+            let (kind, text) = match why {
+                Why::NoKey(t) => (NoteKind::TlsNoKey, t),
+                Why::UnsupportedSuite(t) => (NoteKind::TlsUnsupportedCipher, t),
+                Why::MidSession(t) => (NoteKind::TlsMidSession, t),
+                Why::BadTag(t) => (NoteKind::TlsDecryptFailed, t),
+                Why::Lost(t) => (NoteKind::TlsDecryptLost, t),
+            };
+            ctx.notes
+                .push(Note::new(kind, format!("flow {}: {text}", ctx.flow)));
+            return;
+        }
+        DecOut::Record(d) => d,
+    };
+    if let Some(e) = record_event.and_then(|i| ctx.events.get_mut(i))
+        && e.kind == EventKind::Tls
+        && e.offset == d.start
+    {
+        e.info.clone_from(&d.summary);
+        e.name = tls::content_type_name(d.content_type).to_owned();
+        e.decrypted = true;
+    }
+    if d.data.is_empty() {
+        return;
+    }
+    let ws_only = d.data.len() <= 16 && d.data.iter().all(u8::is_ascii_whitespace);
+    let framer = s
+        .dec_framer
+        .get_or_insert_with(|| Box::new(Framer::new(ctx.cfg.limits.framer)));
+    let first = ctx.events.len();
+    let scope = &mut *s.dec_scope;
+    framer.push(&d.data, d.frame, &mut |ev| {
+        // STARTTLS or compression inside TLS is not followed further.
+        let _ = framer_event(ev, ctx, scope, st, ws_only);
+    });
+    for e in ctx.events.iter_mut().skip(first) {
+        e.decrypted = true;
     }
 }

@@ -9,10 +9,12 @@
 pub mod capture;
 pub mod cli;
 pub mod dissect;
+pub mod keylog;
 pub mod link;
 pub mod model;
 pub mod output;
 pub mod run;
 pub mod tcp;
 pub mod tls;
+pub mod tlsdec;
 pub mod xmpp;

@@ -148,6 +148,16 @@ pub enum NoteKind {
     IqWithoutResponse,
     /// Limit: unanswered IQ requests remembered per flow.
     LimitPendingIqs,
+    /// TLS not decrypted: the key log has no secret for this client random.
+    TlsNoKey,
+    /// TLS not decrypted: cipher suite or version not supported.
+    TlsUnsupportedCipher,
+    /// TLS not decrypted: the capture started after the handshake.
+    TlsMidSession,
+    /// TLS decryption failed: authentication tag (or MAC) did not verify.
+    TlsDecryptFailed,
+    /// TLS decryption stopped: TCP bytes lost inside the TLS stream.
+    TlsDecryptLost,
 }
 
 impl NoteKind {
@@ -160,6 +170,8 @@ impl NoteKind {
             K::IpFragment | K::Compressed | K::TlsWithoutStarttls | K::IqWithoutResponse => {
                 Severity::Note
             }
+            K::TlsNoKey | K::TlsMidSession => Severity::Note,
+            K::TlsDecryptFailed => Severity::Error,
             K::MalformedFrame
             | K::TcpOverlapConflict
             | K::MalformedXml
@@ -347,6 +359,9 @@ pub struct Event {
     /// time the event is printed (same frame); otherwise see `response_to`
     /// on the response and the `iq_link` NDJSON record.
     pub response_in: Option<u64>,
+    /// Read from decrypted TLS (with `--keylog`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decrypted: bool,
 }
 
 impl Event {

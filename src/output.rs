@@ -27,9 +27,14 @@ pub fn info_of(events: &[Event]) -> String {
 
 fn push_info(s: &mut String, events: &[Event]) {
     let alone = events.len() == 1;
+    // A decrypted application-data record that carried XMPP is shown by its XMPP, as tshark does.
+    let has_xmpp = events.iter().any(|e| e.kind != EventKind::Tls);
     let mut first = true;
     for e in events {
         if e.kind == EventKind::XmlDecl && !alone {
+            continue;
+        }
+        if has_xmpp && e.decrypted && e.kind == EventKind::Tls && e.name == "Application Data" {
             continue;
         }
         if !first {
@@ -167,6 +172,9 @@ struct JsonEvent<'a> {
     response_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_in: Option<u64>,
+    /// Present (true) only for events read from decrypted TLS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    decrypted: bool,
 }
 
 /// Written after an IQ response: the link seen from the request's side
@@ -231,6 +239,7 @@ pub fn write_ndjson(
             response_to: e.response_to,
             response_time: e.response_time,
             response_in: e.response_in,
+            decrypted: e.decrypted,
         };
         serde_json::to_writer(&mut *buf, &j).map_err(io::Error::other)?;
         buf.push(b'\n');

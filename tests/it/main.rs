@@ -7,5 +7,6 @@ mod cli;
 mod depth;
 mod golden;
 mod prop;
+mod tlsdec;
 mod truth;
 mod util;
