@@ -21,8 +21,15 @@ Examples:
       only that host's flows; also treat port 7400 as XMPP (like decode-as)
   xmppscope -r captures/prosody-starttls-signin.pcap --keylog captures/prosody-starttls-signin.keys
       decrypt STARTTLS / direct TLS with an NSS key log (SSLKEYLOGFILE is used when no --keylog)
+  xmppscope -i lo -w signin.pcapng
+      live: show XMPP on loopback as it happens and save every packet (Ctrl-C stops)
+  xmppscope -i eth0 -i wlan0 -q -w all.pcapng -f '' -a duration:60 -Z nobody
+      like tcpdump -w: two interfaces merged by time, all traffic, one minute, as nobody
+  xmppscope -D
+      the interfaces libpcap can capture on, with addresses
 
-Exit status: 0 success; 1 the capture was cut short (everything before the cut was shown); 2 error.";
+Exit status: 0 success; 1 the capture was cut short (everything before the cut was shown); 2 error.
+Live capture needs root or: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v xmppscope)";
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,8 +52,55 @@ pub struct Args {
     pub version: Option<bool>,
 
     /// Read packets from a pcap or pcapng file ('-' for standard input).
-    #[arg(short = 'r', long = "read-file", value_name = "FILE")]
-    pub read_file: String,
+    #[arg(
+        short = 'r',
+        long = "read-file",
+        value_name = "FILE",
+        conflicts_with = "interfaces"
+    )]
+    pub read_file: Option<String>,
+
+    /// Capture live on this interface (repeatable: one capture thread each,
+    /// merged by time; -D lists them).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+
+    /// List the interfaces libpcap can capture on, with descriptions and
+    /// addresses, and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Capture filter (BPF, compiled by libpcap); '' captures everything.
+    /// Default: tcp port 5222 or tcp port 5223 or tcp port 5269, plus each --port.
+    #[arg(short = 'f', value_name = "BPF")]
+    pub capture_filter: Option<String>,
+
+    /// Snapshot length: bytes kept of each packet (default 262144).
+    #[arg(short = 's', long = "snapshot-length", value_name = "BYTES")]
+    pub snaplen: Option<u32>,
+
+    /// Do not put the interfaces into promiscuous mode.
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promisc: bool,
+
+    /// Kernel capture buffer, in KiB (default: libpcap's).
+    #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
+    pub buffer_kib: Option<u32>,
+
+    /// Write every captured packet to FILE: pcapng, or classic pcap when the
+    /// name ends in .pcap ('-': standard output, implies -q).
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write_file: Option<String>,
+
+    /// After opening the interfaces and the savefile, drop root privileges
+    /// to USER (its uid, primary group and supplementary groups).
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Stop the live capture on a condition: duration:SECS or packets:N
+    /// (repeatable, like tshark).
+    #[arg(short = 'a', long = "autostop", value_name = "COND")]
+    pub autostop: Vec<String>,
 
     /// Output format.
     #[arg(short = 'T', long = "format", value_enum, default_value = "text")]
@@ -133,7 +187,10 @@ pub struct Args {
 /// Everything the run needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The capture file (`-r`); empty for a live capture.
     pub path: String,
+    /// `-i` and the other live flags; `None` reads `path`.
+    pub live: Option<crate::live::LiveOptions>,
     pub format: Format,
     pub quiet: bool,
     pub stats: bool,
@@ -205,24 +262,94 @@ impl Args {
                 k.summary()
             );
         }
+        let live = self.live_options()?;
+        if live.is_none() && self.read_file.is_none() {
+            return Err(
+                "nothing to read: -r FILE reads a capture, -i IFACE captures live (-D lists the interfaces)"
+                    .into(),
+            );
+        }
+        let mut count = self.count;
+        for cond in &self.autostop {
+            if let crate::live::Autostop::Packets(n) = crate::live::parse_autostop(cond)? {
+                count = Some(count.map_or(n, |c| c.min(n)));
+            }
+        }
+        // `-w -`: the savefile is standard output, so nothing else is.
+        let to_stdout = self.write_file.as_deref() == Some("-");
+        if to_stdout && (self.stats || expert) {
+            return Err(
+                "-w - writes the capture to standard output; --stats and --expert cannot go there too"
+                    .into(),
+            );
+        }
+        let quiet = self.quiet || to_stdout;
         Ok(Settings {
-            path: self.read_file,
+            path: self.read_file.unwrap_or_default(),
+            live,
             format: self.format,
-            quiet: self.quiet,
+            quiet,
             stats: self.stats,
             verbose: self.verbose,
             expert,
-            count: self.count,
+            count,
             dissector: Config {
                 limits,
                 xmpp_ports: self.ports,
                 hosts: self.hosts,
-                keep_xml: keep_xml && !self.quiet,
+                keep_xml: keep_xml && !quiet,
                 keep_tree: false,
                 show_secrets: self.show_secrets,
                 keylog: keylog.map(std::sync::Arc::new),
             },
         })
+    }
+
+    /// The live flags, validated (`None` without `-i`).
+    fn live_options(&self) -> Result<Option<crate::live::LiveOptions>, String> {
+        if self.interfaces.is_empty() {
+            let live_only = [
+                ("-f", self.capture_filter.is_some()),
+                ("-s", self.snaplen.is_some()),
+                ("-p", self.no_promisc),
+                ("-B", self.buffer_kib.is_some()),
+                ("-w", self.write_file.is_some()),
+                ("-Z", self.user.is_some()),
+                ("-a", !self.autostop.is_empty()),
+            ];
+            if let Some((flag, _)) = live_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "{flag} is for live captures: add -i IFACE (-D lists the interfaces)"
+                ));
+            }
+            return Ok(None);
+        }
+        let snaplen = self.snaplen.unwrap_or(crate::live::DEFAULT_SNAPLEN);
+        let mut duration = None;
+        for cond in &self.autostop {
+            if let crate::live::Autostop::Duration(d) = crate::live::parse_autostop(cond)? {
+                duration = Some(duration.map_or(d, |x: std::time::Duration| x.min(d)));
+            }
+        }
+        if snaplen > i32::MAX as u32 {
+            return Err(format!("-s {snaplen}: at most {}", i32::MAX));
+        }
+        let filter = self
+            .capture_filter
+            .clone()
+            .unwrap_or_else(|| crate::live::default_filter(&self.ports));
+        Ok(Some(crate::live::LiveOptions {
+            capture: crate::live::CaptureOptions {
+                interfaces: self.interfaces.clone(),
+                filter,
+                snaplen,
+                promisc: !self.no_promisc,
+                buffer_bytes: self.buffer_kib.map(|k| k.saturating_mul(1024)),
+            },
+            savefile: self.write_file.clone(),
+            user: self.user.clone(),
+            duration,
+        }))
     }
 }
 

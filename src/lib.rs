@@ -11,6 +11,7 @@ pub mod cli;
 pub mod dissect;
 pub mod keylog;
 pub mod link;
+pub mod live;
 pub mod model;
 pub mod output;
 pub mod run;

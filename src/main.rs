@@ -12,14 +12,29 @@ use xmppscope::cli::Args;
 use xmppscope::run::{Outcome, run_file};
 
 fn main() -> ExitCode {
-    let settings = match Args::parse().into_settings() {
+    let args = Args::parse();
+    if args.list_interfaces {
+        return match xmppscope::live::list_interfaces() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("xmppscope: {err:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let settings = match args.into_settings() {
         Ok(s) => s,
         Err(msg) => {
             eprintln!("xmppscope: {msg}");
             return ExitCode::from(2);
         }
     };
-    match run_file(settings) {
+    let result = if settings.live.is_some() {
+        xmppscope::live::run_live(settings)
+    } else {
+        run_file(settings)
+    };
+    match result {
         Ok(Outcome::Complete) => ExitCode::SUCCESS,
         Ok(Outcome::Truncated(msg)) => {
             eprintln!("xmppscope: warning: {msg}");

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use crate::capture::{End, FileSource, ReaderMsg, spawn_reader};
 use crate::cli::{Format, Settings};
 use crate::dissect::Dissector;
-use crate::model::{Event, Note, Packet};
+use crate::model::{Event, Note, Packet, Timestamp};
 use crate::output::{self, Clock, expert::Expert, stats::Stats};
 
 /// How a run ended, for the exit status.
@@ -16,7 +16,9 @@ pub enum Outcome {
     Truncated(String),
 }
 
-struct Printer<W: Write> {
+/// The headless printers, shared by the file and the live runs
+/// ([`crate::live`]).
+pub(crate) struct Printer<W: Write> {
     out: W,
     settings: Settings,
     clock: Clock,
@@ -27,6 +29,81 @@ struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
+    pub(crate) fn new(out: W, settings: Settings) -> Self {
+        Self {
+            out,
+            settings,
+            clock: Clock::default(),
+            line: String::new(),
+            json: Vec::new(),
+            stats: Stats::default(),
+            expert: Expert::default(),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Dissect one frame and print what it completes, then what left the
+    /// pipeline with it (evicted or idle flows).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn frame(
+        &mut self,
+        dissector: &mut Dissector,
+        packet: &mut Packet,
+        number: u64,
+        ts: Timestamp,
+        linktype: i32,
+        data: &[u8],
+        wire_len: u32,
+    ) -> io::Result<()> {
+        dissector.dissect(number, ts, linktype, data, wire_len, packet);
+        self.packet(packet)?;
+        let (events, notes) = dissector.take_flushed();
+        if !events.is_empty() || !notes.is_empty() {
+            self.flushed(&events, &notes, number)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the capture (`last` is the last frame's number): what the
+    /// dissector still held, the expert summary, `--stats`, and the output
+    /// flushed.
+    pub(crate) fn finish(&mut self, dissector: &mut Dissector, last: u64) -> anyhow::Result<()> {
+        dissector.finish(last);
+        let (events, notes) = dissector.take_flushed();
+        self.flushed(&events, &notes, last)?;
+        if self.settings.expert {
+            if self.settings.format == Format::Ndjson {
+                let j = serde_json::json!({
+                    "kind": "expert_summary",
+                    "total": self.expert.total(),
+                    "groups": self.expert.groups(),
+                });
+                serde_json::to_writer(&mut self.out, &j)?;
+                writeln!(self.out)?;
+            } else {
+                write!(self.out, "{}", self.expert.to_text())?;
+            }
+        }
+        if self.settings.stats {
+            self.stats.set_counters(dissector.counters());
+            if self.settings.format == Format::Json {
+                serde_json::to_writer_pretty(&mut self.out, &self.stats)?;
+                writeln!(self.out)?;
+            } else {
+                write!(self.out, "{}", self.stats.to_text())?;
+            }
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn packet(&mut self, p: &Packet) -> io::Result<()> {
         if self.settings.expert {
             for e in &p.events {
@@ -177,17 +254,9 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
     let linktype = source.linktype();
     let mut dissector = Dissector::new(settings.dissector.clone());
     let stdout = io::stdout();
-    let mut printer = Printer {
-        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
-        settings,
-        clock: Clock::default(),
-        line: String::new(),
-        json: Vec::new(),
-        stats: Stats::default(),
-        expert: Expert::default(),
-    };
+    let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
     let path = source.path().to_owned();
-    let (batches, recycle, reader) = spawn_reader(source, printer.settings.count);
+    let (batches, recycle, reader) = spawn_reader(source, printer.settings().count);
     let mut packet = Packet::default();
     let mut outcome = Outcome::Complete;
     let mut last = 0;
@@ -196,19 +265,15 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
             ReaderMsg::Batch(batch) => {
                 for frame in batch.iter() {
                     last = frame.number;
-                    dissector.dissect(
+                    printer.frame(
+                        &mut dissector,
+                        &mut packet,
                         frame.number,
                         frame.ts,
                         linktype,
                         frame.data,
                         frame.len,
-                        &mut packet,
-                    );
-                    printer.packet(&packet)?;
-                    let (events, notes) = dissector.take_flushed();
-                    if !events.is_empty() || !notes.is_empty() {
-                        printer.flushed(&events, &notes, last)?;
-                    }
+                    )?;
                 }
                 let _ = recycle.send(batch);
             }
@@ -224,31 +289,6 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
     }
     drop(batches);
     let _ = reader.join();
-    dissector.finish(last);
-    let (events, notes) = dissector.take_flushed();
-    printer.flushed(&events, &notes, last)?;
-    if printer.settings.expert {
-        if printer.settings.format == Format::Ndjson {
-            let j = serde_json::json!({
-                "kind": "expert_summary",
-                "total": printer.expert.total(),
-                "groups": printer.expert.groups(),
-            });
-            serde_json::to_writer(&mut printer.out, &j)?;
-            writeln!(printer.out)?;
-        } else {
-            write!(printer.out, "{}", printer.expert.to_text())?;
-        }
-    }
-    if printer.settings.stats {
-        printer.stats.set_counters(dissector.counters());
-        if printer.settings.format == Format::Json {
-            serde_json::to_writer_pretty(&mut printer.out, &printer.stats)?;
-            writeln!(printer.out)?;
-        } else {
-            write!(printer.out, "{}", printer.stats.to_text())?;
-        }
-    }
-    printer.out.flush()?;
+    printer.finish(&mut dissector, last)?;
     Ok(outcome)
 }

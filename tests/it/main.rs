@@ -6,6 +6,7 @@ mod adversarial;
 mod cli;
 mod depth;
 mod golden;
+mod live;
 mod prop;
 mod tlsdec;
 mod truth;
