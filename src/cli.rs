@@ -10,7 +10,8 @@ use crate::dissect::{Config, Limits};
 const EXAMPLES: &str = "\
 Examples:
   xmppscope -r captures/prosody-plain-signin-chat.pcap
-      tshark-like lines, one per packet that completes XMPP events
+      in a terminal: the interactive TUI (packets, decoded XML, bytes; ? lists the keys);
+      piped, or with --no-tui: tshark-like lines, one per packet that completes XMPP events
   xmppscope -r capture.pcapng -T ndjson | jq 'select(.chat_state) | [.frame, .from, .chat_state]'
       one JSON object per event
   xmppscope -r big.pcap -q --stats
@@ -138,6 +139,14 @@ pub struct Args {
     #[arg(long)]
     pub show_secrets: bool,
 
+    /// Open the interactive TUI on -r FILE (the default when standard output is a terminal).
+    #[arg(long, conflicts_with = "no_tui")]
+    pub tui: bool,
+
+    /// Print lines even when standard output is a terminal.
+    #[arg(long)]
+    pub no_tui: bool,
+
     /// Limit: concurrent TCP flows tracked (the least recently seen are evicted past it).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
     pub max_flows: usize,
@@ -198,6 +207,8 @@ pub struct Settings {
     /// Print the expert notes grouped at the end.
     pub expert: bool,
     pub count: Option<u64>,
+    /// Run the interactive TUI on `path` instead of printing.
+    pub tui: bool,
     pub dissector: Config,
 }
 
@@ -284,6 +295,20 @@ impl Args {
             );
         }
         let quiet = self.quiet || to_stdout;
+        if self.tui && live.is_some() {
+            return Err("--tui reads a file (-r); live capture prints lines".into());
+        }
+        // The TUI when asked, or by default when standard output is a
+        // terminal and no printing flag was given (termshark's habit).
+        let tui = live.is_none()
+            && (self.tui
+                || (!self.no_tui
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && self.format == Format::Text
+                    && !quiet
+                    && !self.stats
+                    && !self.verbose
+                    && !expert));
         Ok(Settings {
             path: self.read_file.unwrap_or_default(),
             live,
@@ -293,6 +318,7 @@ impl Args {
             verbose: self.verbose,
             expert,
             count,
+            tui,
             dissector: Config {
                 limits,
                 xmpp_ports: self.ports,

@@ -18,4 +18,5 @@ pub mod run;
 pub mod tcp;
 pub mod tls;
 pub mod tlsdec;
+pub mod ui;
 pub mod xmpp;

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     };
     let result = if settings.live.is_some() {
         xmppscope::live::run_live(settings)
+    } else if settings.tui {
+        xmppscope::ui::run_tui(settings)
     } else {
         run_file(settings)
     };

@@ -10,4 +10,5 @@ mod live;
 mod prop;
 mod tlsdec;
 mod truth;
+mod tui;
 mod util;
