@@ -193,6 +193,9 @@ pub fn run_live(settings: Settings) -> anyhow::Result<Outcome> {
     let dissect = !settings.quiet || settings.stats;
     let count = settings.count;
     let mut dissector = Dissector::new(settings.dissector.clone());
+    // A client started with SSLKEYLOGFILE appends its secrets as it signs
+    // in: re-read the file once a second so its flows are decrypted live.
+    let mut keylog = settings.dissector.keylog.as_deref().cloned();
     let stdout = io::stdout();
     let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
     let mut packet = Packet::default();
@@ -213,6 +216,11 @@ pub fn run_live(settings: Settings) -> anyhow::Result<Outcome> {
         }
         if Instant::now() >= next_drop_check {
             next_drop_check = Instant::now() + Duration::from_secs(1);
+            if let Some(k) = keylog.as_mut()
+                && let Ok(true) = k.refresh()
+            {
+                dissector.set_keylog(std::sync::Arc::new(k.clone()));
+            }
             let dropped: u64 = running.stats().iter().map(|s| s.queue_dropped).sum();
             if dropped > drops_reported {
                 eprintln!(

@@ -282,8 +282,23 @@ struct Prosody {
     port: u16,
 }
 
-fn prosody_config(dir: &Path, port: u16) -> String {
+/// With `tls`, STARTTLS is required, with a throw-away certificate in
+/// `certs/localhost.{crt,key}` (made by [`make_certificate`]).
+fn prosody_config_tls(dir: &Path, port: u16, tls: bool) -> String {
     let d = dir.display();
+    let (tls_module, encryption) = if tls {
+        (
+            "\"tls\";",
+            format!(
+                "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\nssl = {{ certificate = \"{d}/certs/localhost.crt\"; key = \"{d}/certs/localhost.key\"; }}"
+            ),
+        )
+    } else {
+        (
+            "",
+            "c2s_require_encryption = false\nallow_unencrypted_plain_auth = true".to_owned(),
+        )
+    };
     format!(
         r#"-- Throw-away Prosody for xmppscope's live-capture test.
 pidfile = "{d}/prosody.pid"
@@ -301,12 +316,11 @@ s2s_ports = {{ }}
 component_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; }}
-modules_disabled = {{ "s2s"; "s2s_auth_certs"; "offline"; "tls"; }}
+modules_enabled = {{ "roster"; "saslauth"; {tls_module} }}
+modules_disabled = {{ "s2s"; "s2s_auth_certs"; "offline"; }}
 authentication = "internal_hashed"
 storage = "internal"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+{encryption}
 VirtualHost "localhost"
 "#
     )
@@ -336,13 +350,44 @@ fn chown_prosody(dir: &Path) {
     assert!(st.success(), "chown -R prosody {}", dir.display());
 }
 
+/// A self-signed certificate for `localhost` (as scripts/record-captures makes).
+fn make_certificate(dir: &Path) {
+    let certs = dir.join("certs");
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
+        .arg(certs.join("localhost.key"))
+        .arg("-out")
+        .arg(certs.join("localhost.crt"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl req failed");
+}
+
 fn start_prosody() -> Prosody {
+    start_prosody_with(false)
+}
+
+fn start_prosody_with(tls: bool) -> Prosody {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("prosody.cfg.lua");
     fs::create_dir_all(dir.path().join("data")).unwrap();
     fs::create_dir_all(dir.path().join("certs")).unwrap();
-    fs::write(&cfg, prosody_config(dir.path(), port)).unwrap();
+    if tls {
+        make_certificate(dir.path());
+    }
+    fs::write(&cfg, prosody_config_tls(dir.path(), port, tls)).unwrap();
     // prosodyctl, run as root, switches to the prosody user.
     chown_prosody(dir.path());
     for (user, pw) in [
@@ -1065,4 +1110,99 @@ exit $rc
     );
     let (n, _) = stats_line(&stderr);
     assert_eq!(frames_in(&file), n);
+}
+
+/// A client started with SSLKEYLOGFILE signs in over STARTTLS while
+/// xmppscope captures live with `--keylog` on the same, growing file: the
+/// file is re-read as it grows, so the sign-in inside TLS is shown live.
+#[test]
+fn live_starttls_is_decrypted_as_the_key_log_grows() {
+    let name = "live_starttls_is_decrypted_as_the_key_log_grows";
+    if !require(is_root(), name, "needs root to capture on lo")
+        || !require(
+            have("prosody") && have("prosodyctl") && have("setpriv") && have("openssl"),
+            name,
+            "prosody, setpriv or openssl is not installed",
+        )
+        || !require(
+            Command::new(PYTHON)
+                .args(["-I", "-c", "import slixmpp"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+            name,
+            "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
+        )
+    {
+        return;
+    }
+    let prosody = start_prosody_with(true);
+    let port = prosody.port.to_string();
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("keys.log");
+    fs::write(&keys, b"").unwrap(); // empty now; the client appends to it
+    let mut shown = Capture::start(
+        work.path(),
+        "tls",
+        &[
+            "-i",
+            "lo",
+            "--port",
+            &port,
+            "-f",
+            &format!("tcp port {port}"),
+            "--keylog",
+            keys.to_str().unwrap(),
+        ],
+    );
+    let actions = prosody.dir.path().join("actions.jsonl");
+    let mut scenario = Guard::spawn(
+        Command::new(PYTHON)
+            .arg("-I")
+            .arg(util::root().join("scripts/xmpp_scenario.py"))
+            .args(["--host", "127.0.0.1", "--port", &port, "--tls", "starttls"])
+            .arg("--cafile")
+            .arg(prosody.dir.path().join("certs/localhost.crt"))
+            .arg("--keylog")
+            .arg(&keys)
+            .arg("--actions")
+            .arg(&actions)
+            .args([
+                "--alice-password",
+                ALICE_PASSWORD,
+                "--bob-password",
+                BOB_PASSWORD,
+            ])
+            .args(["--timeout", "40"])
+            .stdin(Stdio::null()),
+        "xmpp_scenario.py",
+    );
+    let st = scenario.wait(Duration::from_secs(60));
+    assert!(
+        st.success(),
+        "the scenario failed ({st}):\n{}",
+        shown.stderr()
+    );
+    wait_until(
+        Duration::from_secs(8),
+        "the decrypted chat to be shown live",
+        || shown.stdout().contains("STREAM END"),
+    );
+    shown.guard.signal("INT");
+    shown.guard.wait(Duration::from_secs(10));
+    let text = shown.stdout();
+    assert_in_order(
+        &text,
+        &[
+            "STARTTLS",
+            "PROCEED",
+            "AUTH PLAIN user=alice",
+            "SUCCESS",
+            "IQ(set) BIND",
+            "IQ(get) QUERY(jabber:iq:roster)",
+            "PRESENCE",
+        ],
+    );
+    assert!(text.contains("[composing]"), "{text}");
+    assert!(!text.contains(ALICE_PASSWORD));
 }
