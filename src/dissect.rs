@@ -1014,14 +1014,8 @@ fn framer_event(
                 }
                 Err(err) => {
                     e.info = "STREAM (malformed)".into();
-                    e.notes.push(Note::new(
-                        NoteKind::MalformedXml,
-                        format!(
-                            "stream header at offset {}: {}",
-                            unit.start + err.offset,
-                            err.message
-                        ),
-                    ));
+                    e.notes
+                        .push(malformed_note("stream header", unit.start, &err));
                 }
             }
             if ctx.cfg.keep_xml {
@@ -1102,14 +1096,7 @@ fn framer_event(
                 Err(err) => {
                     e.kind = EventKind::Junk;
                     e.info = "MALFORMED XML".into();
-                    e.notes.push(Note::new(
-                        NoteKind::MalformedXml,
-                        format!(
-                            "element at stream offset {}: {}",
-                            unit.start + err.offset,
-                            err.message
-                        ),
-                    ));
+                    e.notes.push(malformed_note("element", unit.start, &err));
                     if ctx.cfg.keep_xml {
                         e.xml = text(unit.bytes);
                     }
@@ -1137,6 +1124,18 @@ fn framer_event(
             After::Continue
         }
     }
+}
+
+/// The note for a unit quick-xml could not parse, at its stream offset.
+fn malformed_note(what: &str, unit_start: u64, err: &element::ParseError) -> Note {
+    Note::new(
+        NoteKind::MalformedXml,
+        format!(
+            "{what} at stream offset {}: {}",
+            unit_start + err.offset,
+            err.message
+        ),
+    )
 }
 
 fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
