@@ -147,6 +147,11 @@ pub struct Args {
     #[arg(long)]
     pub no_tui: bool,
 
+    /// Dissect a file with N threads, the flows split between them (output
+    /// identical to one thread except flow numbers, which stay unique).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+
     /// Limit: concurrent TCP flows tracked (the least recently seen are evicted past it).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
     pub max_flows: usize,
@@ -210,6 +215,8 @@ pub struct Settings {
     /// Run the interactive TUI on `path` instead of printing.
     pub tui: bool,
     pub dissector: Config,
+    /// Dissector threads for a file (`--threads`).
+    pub threads: usize,
 }
 
 impl Args {
@@ -327,7 +334,10 @@ impl Args {
                 keep_tree: false,
                 show_secrets: self.show_secrets,
                 keylog: keylog.map(std::sync::Arc::new),
+                shard: 0,
+                shards: 0,
             },
+            threads: self.threads.clamp(1, 64),
         })
     }
 

@@ -74,6 +74,12 @@ impl<W: Write> Printer<W> {
         dissector.finish(last);
         let (events, notes) = dissector.take_flushed();
         self.flushed(&events, &notes, last)?;
+        let counters = dissector.counters().clone();
+        self.report(&counters)
+    }
+
+    /// The expert summary, `--stats` and the final flush.
+    fn report(&mut self, counters: &crate::dissect::Counters) -> anyhow::Result<()> {
         if self.settings.expert {
             if self.settings.format == Format::Ndjson {
                 let j = serde_json::json!({
@@ -88,7 +94,7 @@ impl<W: Write> Printer<W> {
             }
         }
         if self.settings.stats {
-            self.stats.set_counters(dissector.counters());
+            self.stats.set_counters(counters);
             if self.settings.format == Format::Json {
                 serde_json::to_writer_pretty(&mut self.out, &self.stats)?;
                 writeln!(self.out)?;
@@ -250,6 +256,9 @@ impl<W: Write> Printer<W> {
 /// The capture cannot be opened or read (other than being cut short), or
 /// standard output fails.
 pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
+    if settings.threads > 1 {
+        return parallel::run_file_parallel(settings);
+    }
     let source = FileSource::open(&settings.path)?;
     let linktype = source.linktype();
     let mut dissector = Dissector::new(settings.dissector.clone());
@@ -291,4 +300,228 @@ pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
     let _ = reader.join();
     printer.finish(&mut dissector, last)?;
     Ok(outcome)
+}
+
+/// `--threads N`: the flows split over N dissectors, one per thread, the
+/// output merged back into frame order, so that it is the same as one
+/// thread's (flow numbers aside: shard k numbers its flows k, k+N, …).
+mod parallel {
+    use std::collections::BTreeMap;
+    use std::io::{self, BufWriter};
+    use std::sync::Arc;
+    use std::sync::mpsc::{self, Receiver, SyncSender};
+
+    use super::{Outcome, Printer};
+    use crate::capture::{Batch, End, FileSource, ReaderMsg, spawn_reader};
+    use crate::cli::Settings;
+    use crate::dissect::{Counters, Dissector, shard_of};
+    use crate::model::{Event, Note, Packet};
+
+    /// Frames of one batch for one shard (indices into the batch).
+    struct Job {
+        seq: u64,
+        batch: Arc<Batch>,
+        frames: Vec<u32>,
+    }
+
+    /// One dissected frame with what left the pipeline after it.
+    struct Out {
+        packet: Packet,
+        flushed: Option<(Vec<Event>, Vec<Note>)>,
+    }
+
+    enum Done {
+        Batch {
+            seq: u64,
+            outs: Vec<Out>,
+        },
+        End {
+            events: Vec<Event>,
+            notes: Vec<Note>,
+            counters: Counters,
+        },
+    }
+
+    /// Batches dissected ahead of the printer, per shard.
+    const IN_FLIGHT: usize = 4;
+
+    fn worker(mut d: Dissector, linktype: i32, jobs: &Receiver<Job>, done: &SyncSender<Done>) {
+        let mut last = 0;
+        for job in jobs {
+            let mut outs = Vec::with_capacity(job.frames.len());
+            for &i in &job.frames {
+                let Some(f) = job.batch.frames.get(i as usize) else {
+                    continue;
+                };
+                let data = job.batch.bytes.get(f.start..f.end).unwrap_or_default();
+                let mut packet = Packet::default();
+                d.dissect(f.number, f.ts, linktype, data, f.len, &mut packet);
+                last = last.max(f.number);
+                let (events, notes) = d.take_flushed();
+                let flushed = (!events.is_empty() || !notes.is_empty()).then_some((events, notes));
+                outs.push(Out { packet, flushed });
+            }
+            if done.send(Done::Batch { seq: job.seq, outs }).is_err() {
+                return;
+            }
+        }
+        d.finish(last);
+        let (events, notes) = d.take_flushed();
+        let _ = done.send(Done::End {
+            events,
+            notes,
+            counters: d.counters().clone(),
+        });
+    }
+
+    pub(super) fn run_file_parallel(settings: Settings) -> anyhow::Result<Outcome> {
+        let shards = u32::try_from(settings.threads).unwrap_or(2).max(2);
+        let source = FileSource::open(&settings.path)?;
+        let linktype = source.linktype();
+        let path = source.path().to_owned();
+        let (batches, recycle, reader) = spawn_reader(source, settings.count);
+        let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
+        let mut job_txs = Vec::new();
+        let mut workers = Vec::new();
+        for shard in 0..shards {
+            let mut cfg = settings.dissector.clone();
+            cfg.shard = shard;
+            cfg.shards = shards;
+            cfg.limits.max_flows = (cfg.limits.max_flows / shards as usize).max(1);
+            let (tx, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
+            let done = done_tx.clone();
+            let d = Dissector::new(cfg);
+            workers.push(std::thread::spawn(move || worker(d, linktype, &rx, &done)));
+            job_txs.push(tx);
+        }
+        drop(done_tx);
+        let stdout = io::stdout();
+        let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
+        // seq → (shards reported, outputs, the batch to recycle)
+        let mut pending: BTreeMap<u64, (u32, Vec<Out>)> = BTreeMap::new();
+        let mut batches_held: BTreeMap<u64, Arc<Batch>> = BTreeMap::new();
+        let mut next_print = 0u64;
+        let mut seq = 0u64;
+        let mut outcome = Outcome::Complete;
+        let mut last = 0;
+        let mut ends = Vec::new();
+        let print_ready = |pending: &mut BTreeMap<u64, (u32, Vec<Out>)>,
+                           held: &mut BTreeMap<u64, Arc<Batch>>,
+                           next_print: &mut u64,
+                           printer: &mut Printer<_>|
+         -> io::Result<()> {
+            while let Some((reported, _)) = pending.get(next_print) {
+                if *reported < shards {
+                    break;
+                }
+                let Some((_, mut outs)) = pending.remove(next_print) else {
+                    break;
+                };
+                outs.sort_by_key(|o| o.packet.number);
+                for o in &outs {
+                    printer.packet(&o.packet)?;
+                    if let Some((events, notes)) = &o.flushed {
+                        printer.flushed(events, notes, o.packet.number)?;
+                    }
+                }
+                if let Some(b) = held
+                    .remove(next_print)
+                    .and_then(|b| Arc::try_unwrap(b).ok())
+                {
+                    let _ = recycle.send(b);
+                }
+                *next_print += 1;
+            }
+            Ok(())
+        };
+        let absorb =
+            |d: Done, pending: &mut BTreeMap<u64, (u32, Vec<Out>)>, ends: &mut Vec<_>| match d {
+                Done::Batch { seq, mut outs } => {
+                    let e = pending.entry(seq).or_insert_with(|| (0, Vec::new()));
+                    e.0 += 1;
+                    e.1.append(&mut outs);
+                }
+                Done::End {
+                    events,
+                    notes,
+                    counters,
+                } => ends.push((events, notes, counters)),
+            };
+        for msg in &batches {
+            match msg {
+                ReaderMsg::Batch(batch) => {
+                    let mut per: Vec<Vec<u32>> = vec![Vec::new(); shards as usize];
+                    for (i, f) in batch.frames.iter().enumerate() {
+                        let data = batch.bytes.get(f.start..f.end).unwrap_or_default();
+                        let k = shard_of(linktype, data, shards) as usize;
+                        if let (Some(list), Ok(i)) = (per.get_mut(k), u32::try_from(i)) {
+                            list.push(i);
+                        }
+                        last = f.number;
+                    }
+                    let batch = Arc::new(batch);
+                    batches_held.insert(seq, Arc::clone(&batch));
+                    for (tx, frames) in job_txs.iter().zip(per) {
+                        let mut job = Job {
+                            seq,
+                            batch: Arc::clone(&batch),
+                            frames,
+                        };
+                        // Keep the workers busy while printing what is done.
+                        while let Err(mpsc::TrySendError::Full(j)) = tx.try_send(job) {
+                            job = j;
+                            let d = done_rx.recv()?;
+                            absorb(d, &mut pending, &mut ends);
+                            print_ready(
+                                &mut pending,
+                                &mut batches_held,
+                                &mut next_print,
+                                &mut printer,
+                            )?;
+                        }
+                    }
+                    seq += 1;
+                    while let Ok(d) = done_rx.try_recv() {
+                        absorb(d, &mut pending, &mut ends);
+                    }
+                    print_ready(
+                        &mut pending,
+                        &mut batches_held,
+                        &mut next_print,
+                        &mut printer,
+                    )?;
+                }
+                ReaderMsg::End(Ok(End::Complete)) => break,
+                ReaderMsg::End(Ok(End::Truncated(m))) => {
+                    outcome = Outcome::Truncated(format!(
+                        "{path}: the file ends in the middle of a record after frame {last} ({m}); everything before it was read"
+                    ));
+                    break;
+                }
+                ReaderMsg::End(Err(e)) => return Err(e.into()),
+            }
+        }
+        drop(batches);
+        drop(job_txs);
+        for d in &done_rx {
+            absorb(d, &mut pending, &mut ends);
+            print_ready(
+                &mut pending,
+                &mut batches_held,
+                &mut next_print,
+                &mut printer,
+            )?;
+        }
+        let _ = reader.join();
+        for w in workers {
+            let _ = w.join();
+        }
+        let mut counters = Counters::default();
+        for (events, notes, c) in &ends {
+            printer.flushed(events, notes, last)?;
+            counters.add(c);
+        }
+        printer.report(&counters)?;
+        Ok(outcome)
+    }
 }

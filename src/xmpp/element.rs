@@ -145,6 +145,16 @@ pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, Pa
             offset: reader.error_position(),
             message: e.to_string(),
         })?;
+        if let Event::Start(start) | Event::Empty(start) = &ev
+            && start.name().as_ref().is_empty()
+        {
+            // quick-xml accepts `< />` and `<\t>…</>`; XML 1.0 §3.1 does
+            // not: a tag starts with a Name right after `<`.
+            return Err(ParseError {
+                offset: pos,
+                message: "element without a name ('<' followed by whitespace)".into(),
+            });
+        }
         match ev {
             Event::Start(start) => {
                 let outer = current(&stack, scope);

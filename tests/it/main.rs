@@ -5,6 +5,7 @@
 mod adversarial;
 mod cli;
 mod depth;
+mod fuzzing;
 mod golden;
 mod live;
 mod prop;
