@@ -43,6 +43,13 @@ pub enum Format {
     Json,
 }
 
+/// `--transcript-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TranscriptFormat {
+    Text,
+    Markdown,
+}
+
 /// xmppscope: see what an XMPP (Jabber, Google Talk) client says on the wire.
 #[derive(Debug, Parser)]
 #[command(name = "xmppscope", version, after_help = EXAMPLES, disable_version_flag = true)]
@@ -119,9 +126,36 @@ pub struct Args {
     #[arg(short = 'V', long)]
     pub verbose: bool,
 
-    /// Only flows with this address on either side (repeatable, IPv4 or IPv6).
-    #[arg(long = "host", value_name = "ADDR")]
-    pub hosts: Vec<IpAddr>,
+    /// Only flows with this address on either side (repeatable, IPv4 or IPv6),
+    /// or a name the capture itself resolves (DNS answers, TLS SNI, stream
+    /// domains; read in a first pass over the file, so not with -r -).
+    #[arg(long = "host", value_name = "ADDR|NAME")]
+    pub hosts: Vec<String>,
+
+    /// Only this account's flows (bare or full JID: by bound JID, stream
+    /// from, stanza from/to; decided in a first pass over the file).
+    #[arg(long = "jid", value_name = "JID")]
+    pub jid: Option<String>,
+
+    /// Print each XMPP flow's sign-in, step by step, instead of packets.
+    #[arg(long)]
+    pub signin: bool,
+
+    /// Print the chat transcript per conversation instead of packets (-T json: JSON).
+    #[arg(long)]
+    pub transcript: bool,
+
+    /// Format of --transcript in text mode.
+    #[arg(long, value_enum, default_value = "text")]
+    pub transcript_format: TranscriptFormat,
+
+    /// Print presence and typing over time per contact instead of packets.
+    #[arg(long)]
+    pub timeline: bool,
+
+    /// Print the rosters rebuilt from the capture instead of packets (-T ndjson: one item per line).
+    #[arg(long)]
+    pub roster: bool,
 
     /// Treat this TCP port as XMPP, like Wireshark's decode-as (repeatable).
     #[arg(long = "port", value_name = "PORT")]
@@ -131,7 +165,8 @@ pub struct Args {
     #[arg(short = 'c', value_name = "N")]
     pub count: Option<u64>,
 
-    /// No name resolution (accepted for tshark habits; xmppscope never resolves names).
+    /// Show addresses, not the names the capture taught (DNS answers, SNI,
+    /// stream domains; xmppscope never asks a resolver).
     #[arg(short = 'n')]
     pub no_resolve: bool,
 
@@ -217,14 +252,41 @@ pub struct Settings {
     pub dissector: Config,
     /// Dissector threads for a file (`--threads`).
     pub threads: usize,
+    /// `--host NAME`: names resolved from the capture before the run.
+    pub host_names: Vec<String>,
+    /// Show names learnt from the capture (not `-n`).
+    pub resolve_names: bool,
+    /// `--jid`.
+    pub jid: Option<String>,
+    /// The story views asked for (`--signin`, `--transcript`, …).
+    pub views: crate::views::Wanted,
 }
 
 impl Args {
     /// # Errors
     /// Flags that do not fit together.
     pub fn into_settings(self) -> Result<Settings, String> {
-        if self.format == Format::Json && !self.stats {
-            return Err("-T json is the format of --stats; use -T ndjson for events".into());
+        let views = crate::views::Wanted {
+            signin: self.signin,
+            transcript: self.transcript,
+            timeline: self.timeline,
+            roster: self.roster,
+            markdown: self.transcript_format == TranscriptFormat::Markdown,
+        };
+        if self.format == Format::Json && !self.stats && !views.any() {
+            return Err(
+                "-T json is the format of --stats and of the views; use -T ndjson for events"
+                    .into(),
+            );
+        }
+        let mut host_addrs: Vec<IpAddr> = Vec::new();
+        let mut host_names = Vec::new();
+        for h in &self.hosts {
+            match h.trim_matches(['[', ']']).parse::<IpAddr>() {
+                Ok(a) => host_addrs.push(a),
+                Err(_) if !h.is_empty() && h.len() <= 255 => host_names.push(h.clone()),
+                Err(_) => return Err(format!("--host {h}: not an address or a name")),
+            }
         }
         let defaults = Limits::default();
         let limits = Limits {
@@ -253,7 +315,7 @@ impl Args {
                 return Err(format!("-z {z}: only -z expert is supported"));
             }
         }
-        let keep_xml = self.verbose || self.format == Format::Ndjson;
+        let keep_xml = self.verbose || self.format == Format::Ndjson || views.any();
         let keylog = match (&self.keylog, std::env::var_os("SSLKEYLOGFILE")) {
             (Some(p), _) => Some(
                 crate::keylog::KeyLog::open(p)
@@ -302,12 +364,23 @@ impl Args {
             );
         }
         let quiet = self.quiet || to_stdout;
+        if live.is_some() && (!host_names.is_empty() || self.jid.is_some()) {
+            return Err(
+                "--host NAME and --jid are decided in a first pass over a file: use -r FILE (--host ADDR works live)"
+                    .into(),
+            );
+        }
         if self.tui && live.is_some() {
             return Err("--tui reads a file (-r); live capture prints lines".into());
         }
         // The TUI when asked, or by default when standard output is a
         // terminal and no printing flag was given (termshark's habit).
         let tui = live.is_none()
+            && !views.any()
+            // The name and account filters run headless (the TUI takes
+            // addresses in its own host filter).
+            && host_names.is_empty()
+            && self.jid.is_none()
             && (self.tui
                 || (!self.no_tui
                     && std::io::IsTerminal::is_terminal(&std::io::stdout())
@@ -329,8 +402,8 @@ impl Args {
             dissector: Config {
                 limits,
                 xmpp_ports: self.ports,
-                hosts: self.hosts,
-                keep_xml: keep_xml && !quiet,
+                hosts: host_addrs,
+                keep_xml: (keep_xml && !quiet) || views.any(),
                 keep_tree: false,
                 show_secrets: self.show_secrets,
                 keylog: keylog.map(std::sync::Arc::new),
@@ -338,6 +411,10 @@ impl Args {
                 shards: 0,
             },
             threads: self.threads.clamp(1, 64),
+            host_names,
+            resolve_names: !self.no_resolve,
+            jid: self.jid,
+            views,
         })
     }
 

@@ -127,6 +127,38 @@ pub fn tcp_segment(linktype: i32, frame: &[u8]) -> Result<TcpSegment<'_>, LinkSt
     ip_to_tcp(ip, frame.len() - ip.len())
 }
 
+/// A UDP datagram, borrowed from its frame (for DNS answers: the TCP path
+/// never calls this).
+#[derive(Debug, Clone, Copy)]
+pub struct UdpDatagram<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The payload bytes that were captured.
+    pub payload: &'a [u8],
+}
+
+/// Slice a frame down to its UDP datagram, if it carries a whole UDP header
+/// (and is not a fragment).
+#[must_use]
+pub fn udp_datagram(linktype: i32, frame: &[u8]) -> Option<UdpDatagram<'_>> {
+    let ip = ip_bytes(linktype, frame).ok()?;
+    let (slice, _ext_err) = LaxIpSlice::from_slice(ip).ok()?;
+    let payload = slice.payload();
+    if payload.fragmented || payload.ip_number != IpNumber::UDP {
+        return None;
+    }
+    let udp = etherparse::UdpSlice::from_slice_lax(payload.payload).ok()?;
+    Some(UdpDatagram {
+        src: slice.source_addr(),
+        dst: slice.destination_addr(),
+        sport: udp.source_port(),
+        dport: udp.destination_port(),
+        payload: udp.payload(),
+    })
+}
+
 /// The IP packet inside a frame of the given link type.
 fn ip_bytes(linktype: i32, frame: &[u8]) -> Result<&[u8], LinkStop> {
     let malformed = |layer| LinkStop::Malformed { layer, offset: 0 };
@@ -375,5 +407,11 @@ mod tests {
             tcp_segment(dlt::EN10MB, &udp).unwrap_err(),
             LinkStop::NotTcp
         );
+        let d = udp_datagram(dlt::EN10MB, &udp).unwrap();
+        assert_eq!((d.sport, d.dport, d.payload), (53, 53, &b"dns"[..]));
+        assert!(udp_datagram(dlt::EN10MB, &tcp_v4(b"x")).is_none());
+        for n in 0..udp.len() {
+            let _ = udp_datagram(dlt::EN10MB, &udp[..n]);
+        }
     }
 }

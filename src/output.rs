@@ -83,12 +83,42 @@ pub fn write_line(
     clock: &mut Clock,
     p: &Packet,
 ) -> io::Result<()> {
+    write_line_named(w, buf, clock, p, None)
+}
+
+/// [`write_line`], with Source and Destination shown by name when the
+/// capture taught one ([`crate::names`]; `-n` passes `None`).
+pub fn write_line_named(
+    w: &mut impl Write,
+    buf: &mut String,
+    clock: &mut Clock,
+    p: &Packet,
+    names: Option<&crate::names::Names>,
+) -> io::Result<()> {
     buf.clear();
     let _ = write!(buf, "{:>6} ", p.number);
     clock.write_relative(buf, p.ts);
     buf.push(' ');
     if let (Some(s), Some(d)) = (p.src, p.dst) {
-        let _ = write!(buf, "{s} → {d}");
+        match (
+            names.and_then(|n| n.name_of(&s)),
+            names.and_then(|n| n.name_of(&d)),
+        ) {
+            (None, None) => {
+                let _ = write!(buf, "{s} → {d}");
+            }
+            (sn, dn) => {
+                let _ = match sn {
+                    Some(n) => write!(buf, "{n}"),
+                    None => write!(buf, "{s}"),
+                };
+                buf.push_str(" → ");
+                let _ = match dn {
+                    Some(n) => write!(buf, "{n}"),
+                    None => write!(buf, "{d}"),
+                };
+            }
+        }
     }
     let _ = write!(buf, " {} {} ", p.proto().as_str(), p.len);
     push_info(buf, &p.events);

@@ -26,19 +26,43 @@ pub(crate) struct Printer<W: Write> {
     json: Vec<u8>,
     stats: Stats,
     expert: Expert,
+    /// Names learnt from the capture (None with `-n`).
+    names: Option<crate::names::Names>,
+    /// The story views (`--signin`, `--transcript`, …).
+    views: Option<crate::views::Views>,
+    /// `--jid`: the flows kept.
+    jid_flows: Option<std::collections::HashSet<u32>>,
 }
 
 impl<W: Write> Printer<W> {
     pub(crate) fn new(out: W, settings: Settings) -> Self {
         Self {
             out,
-            settings,
             clock: Clock::default(),
             line: String::new(),
             json: Vec::new(),
             stats: Stats::default(),
             expert: Expert::default(),
+            names: settings.resolve_names.then(crate::names::Names::default),
+            views: settings
+                .views
+                .any()
+                .then(|| crate::views::Views::new(settings.views)),
+            jid_flows: None,
+            settings,
         }
+    }
+
+    /// Names learnt before the run (the pre-pass for `--host NAME`).
+    pub(crate) fn set_names(&mut self, names: crate::names::Names) {
+        if self.names.is_some() {
+            self.names = Some(names);
+        }
+    }
+
+    /// `--jid`: keep only these flows.
+    pub(crate) fn set_jid_flows(&mut self, flows: std::collections::HashSet<u32>) {
+        self.jid_flows = Some(flows);
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -59,9 +83,38 @@ impl<W: Write> Printer<W> {
         wire_len: u32,
     ) -> io::Result<()> {
         dissector.dissect(number, ts, linktype, data, wire_len, packet);
-        self.packet(packet)?;
-        let (events, notes) = dissector.take_flushed();
+        if let Some(names) = &mut self.names
+            && packet.flow.is_none()
+            // DNS answers (RFC 1035) teach names; the TCP path never gets here.
+            && let Some(u) = crate::link::udp_datagram(linktype, data)
+        {
+            names.udp(u.sport, u.payload);
+        }
+        if let Some(keep) = &self.jid_flows
+            && !packet.flow.is_some_and(|f| keep.contains(&f))
+        {
+            packet.events.clear();
+            packet.notes.clear();
+            packet.flow = None;
+            // Not this account's: no line, no view.
+            if let Some(v) = &mut self.views {
+                v.common.first.get_or_insert(packet.ts);
+            }
+            self.clock.relative(packet.ts);
+        } else {
+            if let Some(v) = &mut self.views {
+                v.packet(packet);
+            }
+            self.packet(packet)?;
+        }
+        let (mut events, notes) = dissector.take_flushed();
+        if let Some(keep) = &self.jid_flows {
+            events.retain(|e| keep.contains(&e.flow));
+        }
         if !events.is_empty() || !notes.is_empty() {
+            if let Some(v) = &mut self.views {
+                v.events(&events);
+            }
             self.flushed(&events, &notes, number)?;
         }
         Ok(())
@@ -72,8 +125,22 @@ impl<W: Write> Printer<W> {
     /// flushed.
     pub(crate) fn finish(&mut self, dissector: &mut Dissector, last: u64) -> anyhow::Result<()> {
         dissector.finish(last);
-        let (events, notes) = dissector.take_flushed();
+        let (mut events, notes) = dissector.take_flushed();
+        if let Some(keep) = &self.jid_flows {
+            events.retain(|e| keep.contains(&e.flow));
+        }
+        if let Some(v) = &mut self.views {
+            v.events(&events);
+        }
         self.flushed(&events, &notes, last)?;
+        if let Some(v) = &self.views {
+            let style = match self.settings.format {
+                Format::Text => crate::views::Style::Text,
+                Format::Json => crate::views::Style::Json,
+                Format::Ndjson => crate::views::Style::Ndjson,
+            };
+            v.write(&mut self.out, style)?;
+        }
         let counters = dissector.counters().clone();
         self.report(&counters)
     }
@@ -111,6 +178,13 @@ impl<W: Write> Printer<W> {
     }
 
     fn packet(&mut self, p: &Packet) -> io::Result<()> {
+        // SNI and stream domains (also on the --threads path, which does
+        // not go through `frame`).
+        if let Some(names) = &mut self.names {
+            for e in &p.events {
+                names.event(e);
+            }
+        }
         if self.settings.expert {
             for e in &p.events {
                 for n in &e.notes {
@@ -129,13 +203,19 @@ impl<W: Write> Printer<W> {
                 self.stats.add_note(n);
             }
         }
-        if self.settings.quiet {
+        if self.settings.quiet || self.views.is_some() {
             return Ok(());
         }
         match self.settings.format {
             Format::Text | Format::Json => {
                 if output::shown(p) {
-                    output::write_line(&mut self.out, &mut self.line, &mut self.clock, p)?;
+                    output::write_line_named(
+                        &mut self.out,
+                        &mut self.line,
+                        &mut self.clock,
+                        p,
+                        self.names.as_ref(),
+                    )?;
                     if self.settings.verbose {
                         self.details(&p.events, &p.notes)?;
                     }
@@ -180,7 +260,7 @@ impl<W: Write> Printer<W> {
                 self.stats.add_note(n);
             }
         }
-        if self.settings.quiet || (events.is_empty() && notes.is_empty()) {
+        if self.settings.quiet || self.views.is_some() || (events.is_empty() && notes.is_empty()) {
             return Ok(());
         }
         match self.settings.format {
@@ -255,15 +335,52 @@ impl<W: Write> Printer<W> {
 /// # Errors
 /// The capture cannot be opened or read (other than being cut short), or
 /// standard output fails.
-pub fn run_file(settings: Settings) -> anyhow::Result<Outcome> {
-    if settings.threads > 1 {
+pub fn run_file(mut settings: Settings) -> anyhow::Result<Outcome> {
+    // The views, --jid and --host NAME follow flows in one dissector.
+    if settings.threads > 1
+        && !settings.views.any()
+        && settings.host_names.is_empty()
+        && settings.jid.is_none()
+    {
         return parallel::run_file_parallel(settings);
+    }
+    let mut learnt = None;
+    if !settings.host_names.is_empty() {
+        let (names, _) = prepass(&settings, None)?;
+        for h in &settings.host_names {
+            let addrs = names.resolve(h);
+            if addrs.is_empty() {
+                let known = names.known();
+                anyhow::bail!(
+                    "--host {h}: the capture does not resolve this name (no DNS answer, TLS SNI or stream domain names it); {}",
+                    if known.is_empty() {
+                        "it resolves no names at all".to_owned()
+                    } else {
+                        format!("names it resolves: {}", known.join(", "))
+                    }
+                );
+            }
+            settings.dissector.hosts.extend(addrs);
+        }
+        learnt = Some(names);
+    }
+    let mut jid_flows = None;
+    if let Some(jid) = settings.jid.clone() {
+        let (names, flows) = prepass(&settings, Some(&jid))?;
+        learnt.get_or_insert(names);
+        jid_flows = flows;
     }
     let source = FileSource::open(&settings.path)?;
     let linktype = source.linktype();
     let mut dissector = Dissector::new(settings.dissector.clone());
     let stdout = io::stdout();
     let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
+    if let Some(n) = learnt {
+        printer.set_names(n);
+    }
+    if let Some(f) = jid_flows {
+        printer.set_jid_flows(f);
+    }
     let path = source.path().to_owned();
     let (batches, recycle, reader) = spawn_reader(source, printer.settings().count);
     let mut packet = Packet::default();
@@ -524,4 +641,70 @@ mod parallel {
         printer.report(&counters)?;
         Ok(outcome)
     }
+}
+
+/// A first pass over the file: the names it resolves (DNS answers, SNI,
+/// stream domains) and, with `jid`, the flows of that account. The same
+/// dissector settings as the real pass, so flow numbers agree.
+fn prepass(
+    settings: &Settings,
+    jid: Option<&str>,
+) -> anyhow::Result<(crate::names::Names, Option<std::collections::HashSet<u32>>)> {
+    if settings.path == "-" {
+        anyhow::bail!(
+            "--host NAME and --jid read the capture twice: give a file, not standard input"
+        );
+    }
+    let source = FileSource::open(&settings.path)?;
+    let linktype = source.linktype();
+    let mut cfg = settings.dissector.clone();
+    cfg.keep_xml = jid.is_some();
+    let mut dissector = Dissector::new(cfg);
+    let mut names = crate::names::Names::default();
+    let mut flows = jid.map(crate::views::JidFlows::new);
+    let (batches, recycle, reader) = spawn_reader(source, settings.count);
+    let mut packet = Packet::default();
+    let mut learn = |p: &[Event], names: &mut crate::names::Names| {
+        for e in p {
+            names.event(e);
+            if let Some(f) = &mut flows {
+                f.event(e);
+            }
+        }
+    };
+    let mut last = 0;
+    for msg in &batches {
+        match msg {
+            ReaderMsg::Batch(batch) => {
+                for frame in batch.iter() {
+                    last = frame.number;
+                    dissector.dissect(
+                        frame.number,
+                        frame.ts,
+                        linktype,
+                        frame.data,
+                        frame.len,
+                        &mut packet,
+                    );
+                    if packet.flow.is_none()
+                        && let Some(u) = crate::link::udp_datagram(linktype, frame.data)
+                    {
+                        names.udp(u.sport, u.payload);
+                    }
+                    learn(&packet.events, &mut names);
+                    let (ev, _) = dissector.take_flushed();
+                    learn(&ev, &mut names);
+                }
+                let _ = recycle.send(batch);
+            }
+            ReaderMsg::End(Ok(_)) => break,
+            ReaderMsg::End(Err(e)) => return Err(e.into()),
+        }
+    }
+    drop(batches);
+    let _ = reader.join();
+    dissector.finish(last);
+    let (ev, _) = dissector.take_flushed();
+    learn(&ev, &mut names);
+    Ok((names, flows.map(|f| f.flows)))
 }

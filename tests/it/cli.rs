@@ -179,7 +179,7 @@ fn bad_files_are_errors_that_name_the_file() {
 /// `--host` keeps only that host's flows; `-c` stops early.
 #[test]
 fn host_filter_and_count() {
-    let all = run_ok(&["-r", PLAIN]);
+    let all = run_ok(&["-r", PLAIN, "-n"]);
     assert!(!all.is_empty());
     let none = run_ok(&["-r", PLAIN, "--host", "192.0.2.1"]);
     assert!(none.is_empty(), "{none}");

@@ -13,3 +13,4 @@ mod tlsdec;
 mod truth;
 mod tui;
 mod util;
+mod views;
