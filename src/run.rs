@@ -443,6 +443,9 @@ mod parallel {
 
     /// One dissected frame with what left the pipeline after it.
     struct Out {
+        shard: u32,
+        /// Index of the frame in its batch.
+        idx: u32,
         packet: Packet,
         flushed: Option<(Vec<Event>, Vec<Note>)>,
     }
@@ -460,11 +463,24 @@ mod parallel {
     }
 
     /// Batches dissected ahead of the printer, per shard.
-    const IN_FLIGHT: usize = 4;
+    const IN_FLIGHT: usize = 2;
 
-    fn worker(mut d: Dissector, linktype: i32, jobs: &Receiver<Job>, done: &SyncSender<Done>) {
+    fn worker(
+        mut d: Dissector,
+        shard: u32,
+        linktype: i32,
+        jobs: &Receiver<Job>,
+        done: &SyncSender<Done>,
+        trash: &Receiver<Vec<Out>>,
+    ) {
         let mut last = 0;
         for job in jobs {
+            // Printed outputs come back to be freed here, by the thread that
+            // allocated them: the allocator's per-thread heaps then reuse
+            // that memory instead of growing.
+            while let Ok(old) = trash.try_recv() {
+                drop(old);
+            }
             let mut outs = Vec::with_capacity(job.frames.len());
             for &i in &job.frames {
                 let Some(f) = job.batch.frames.get(i as usize) else {
@@ -476,7 +492,12 @@ mod parallel {
                 last = last.max(f.number);
                 let (events, notes) = d.take_flushed();
                 let flushed = (!events.is_empty() || !notes.is_empty()).then_some((events, notes));
-                outs.push(Out { packet, flushed });
+                outs.push(Out {
+                    shard,
+                    idx: i,
+                    packet,
+                    flushed,
+                });
             }
             if done.send(Done::Batch { seq: job.seq, outs }).is_err() {
                 return;
@@ -499,6 +520,7 @@ mod parallel {
         let (batches, recycle, reader) = spawn_reader(source, settings.count);
         let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
         let mut job_txs = Vec::new();
+        let mut trash_txs: Vec<mpsc::Sender<Vec<Out>>> = Vec::new();
         let mut workers = Vec::new();
         for shard in 0..shards {
             let mut cfg = settings.dissector.clone();
@@ -508,8 +530,12 @@ mod parallel {
             let (tx, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
             let done = done_tx.clone();
             let d = Dissector::new(cfg);
-            workers.push(std::thread::spawn(move || worker(d, linktype, &rx, &done)));
+            let (trash_tx, trash_rx) = mpsc::channel::<Vec<Out>>();
+            workers.push(std::thread::spawn(move || {
+                worker(d, shard, linktype, &rx, &done, &trash_rx);
+            }));
             job_txs.push(tx);
+            trash_txs.push(trash_tx);
         }
         drop(done_tx);
         let stdout = io::stdout();
@@ -535,11 +561,30 @@ mod parallel {
                     break;
                 };
                 outs.sort_by_key(|o| o.packet.number);
+                let batch = held.get(next_print);
                 for o in &outs {
+                    // DNS answers teach names, in frame order as in one thread.
+                    if let Some(names) = &mut printer.names
+                        && o.packet.flow.is_none()
+                        && let Some(f) = batch.and_then(|b| b.frames.get(o.idx as usize))
+                        && let Some(data) = batch.and_then(|b| b.bytes.get(f.start..f.end))
+                        && let Some(u) = crate::link::udp_datagram(linktype, data)
+                    {
+                        names.udp(u.sport, u.payload);
+                    }
                     printer.packet(&o.packet)?;
                     if let Some((events, notes)) = &o.flushed {
                         printer.flushed(events, notes, o.packet.number)?;
                     }
+                }
+                let mut back: Vec<Vec<Out>> = trash_txs.iter().map(|_| Vec::new()).collect();
+                for o in outs {
+                    if let Some(v) = back.get_mut(o.shard as usize) {
+                        v.push(o);
+                    }
+                }
+                for (tx, v) in trash_txs.iter().zip(back) {
+                    let _ = tx.send(v);
                 }
                 if let Some(b) = held
                     .remove(next_print)

@@ -125,11 +125,23 @@ pub struct ParseError {
 /// # Errors
 /// The XML is not well-formed; the error carries the offset in the unit.
 pub fn parse(bytes: &[u8], scope: &Scope, open_only: bool) -> Result<Element, ParseError> {
-    let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
-    };
-    let mut reader = Reader::from_str(&text);
+    // quick-xml checks UTF-8 as it reads each event, so valid input is not
+    // validated twice; only a unit that fails and is not UTF-8 pays for a
+    // lossy copy (U+FFFD for the bad bytes) and a second try.
+    match parse_from(Reader::from_reader(bytes), scope, open_only) {
+        Err(_) if std::str::from_utf8(bytes).is_err() => {
+            let text = String::from_utf8_lossy(bytes);
+            parse_from(Reader::from_str(&text), scope, open_only)
+        }
+        r => r,
+    }
+}
+
+fn parse_from(
+    mut reader: Reader<&[u8]>,
+    scope: &Scope,
+    open_only: bool,
+) -> Result<Element, ParseError> {
     let cfg = reader.config_mut();
     cfg.check_end_names = true;
     cfg.expand_empty_elements = false;
@@ -409,6 +421,18 @@ mod tests {
         assert!(err.offset > 0, "{err:?}");
         assert!(parse(b"<iq>", &client_scope(), false).is_err());
         assert!(parse(b"", &client_scope(), false).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let e = parse(
+            b"<message to='a\xffb'><body>x\xc3y</body></message>",
+            &client_scope(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.child("body").unwrap().text, "x\u{fffd}y");
+        assert_eq!(e.attr("to"), Some("a\u{fffd}b"));
     }
 
     #[test]
