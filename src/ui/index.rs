@@ -211,6 +211,8 @@ pub mod flag {
     pub const SEV_MASK: u8 = 0b1100;
     /// Events or notes flushed outside their frame are attached to this row.
     pub const EXTRA: u8 = 16;
+    /// Some of its events were decrypted from TLS (`--keylog`).
+    pub const DECRYPTED: u8 = 32;
 }
 
 /// `Row::tcp` bits.
@@ -783,6 +785,9 @@ fn mark_events(row: &mut Row, events: &[Event], notes: &[Note]) {
             row.cat = c as u8;
         }
         row.types |= event_type_bit(e);
+        if e.decrypted {
+            row.flags |= flag::DECRYPTED;
+        }
         for n in &e.notes {
             row.raise_severity(sev_code(n.severity));
         }

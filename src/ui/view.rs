@@ -278,7 +278,7 @@ fn columns(app: &App, width: u16) -> Vec<(Col, usize)> {
         (Col::Time, time_w),
         (Col::Src, addr_w),
         (Col::Dst, addr_w),
-        (Col::Proto, 5),
+        (Col::Proto, 6),
         (Col::Len, 6),
     ];
     // Marker column + separators; Info wants at least 24.
@@ -311,6 +311,10 @@ impl PacketTable<'_> {
             Col::Time => format!("{:.6}", secs(r.ts)),
             Col::Src => idx.addr(r.src).map(|a| a.to_string()).unwrap_or_default(),
             Col::Dst => idx.addr(r.dst).map(|a| a.to_string()).unwrap_or_default(),
+            // A lock marks XMPP read from inside TLS with the key log.
+            Col::Proto if r.flags & crate::ui::index::flag::DECRYPTED != 0 => {
+                format!("{}🔒", r.proto().as_str())
+            }
             Col::Proto => r.proto().as_str().to_owned(),
             Col::Len => r.len.to_string(),
             Col::Info => idx.info(row),
@@ -1538,6 +1542,17 @@ mod tests {
         assert_eq!(h.info(), "AUTH PLAIN user=alice");
         let s = draw(&h.app, 200, 60);
         assert!(s.contains("(decrypted TLS)"), "{s}");
+        // The table marks decrypted rows with a lock; plaintext rows have none.
+        assert!(
+            s.lines()
+                .any(|l| l.contains("XMPP🔒") && l.contains("AUTH PLAIN")),
+            "{s}"
+        );
+        assert!(
+            s.lines()
+                .any(|l| l.contains("STARTTLS") && !l.contains('🔒')),
+            "{s}"
+        );
         assert!(s.contains("[masked: use --show-secrets]"), "{s}");
         assert!(
             !s.contains("secret masked"),
