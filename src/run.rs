@@ -8,6 +8,13 @@ use crate::dissect::Dissector;
 use crate::model::{Event, Note, Packet, Timestamp};
 use crate::output::{self, Clock, expert::Expert, stats::Stats};
 
+/// The outcome of a capture file cut inside a record after frame `last`.
+fn truncated(path: &str, last: u64, libpcap: &str) -> Outcome {
+    Outcome::Truncated(format!(
+        "{path}: the file ends in the middle of a record after frame {last} ({libpcap}); everything before it was read"
+    ))
+}
+
 /// How a run ended, for the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -405,9 +412,7 @@ pub fn run_file(mut settings: Settings) -> anyhow::Result<Outcome> {
             }
             ReaderMsg::End(Ok(End::Complete)) => break,
             ReaderMsg::End(Ok(End::Truncated(m))) => {
-                outcome = Outcome::Truncated(format!(
-                    "{path}: the file ends in the middle of a record after frame {last} ({m}); everything before it was read"
-                ));
+                outcome = truncated(&path, last, &m);
                 break;
             }
             ReaderMsg::End(Err(e)) => return Err(e.into()),
@@ -428,7 +433,7 @@ mod parallel {
     use std::sync::Arc;
     use std::sync::mpsc::{self, Receiver, SyncSender};
 
-    use super::{Outcome, Printer};
+    use super::{Outcome, Printer, truncated};
     use crate::capture::{Batch, End, FileSource, ReaderMsg, spawn_reader};
     use crate::cli::Settings;
     use crate::dissect::{Counters, Dissector, shard_of};
@@ -655,9 +660,7 @@ mod parallel {
                 }
                 ReaderMsg::End(Ok(End::Complete)) => break,
                 ReaderMsg::End(Ok(End::Truncated(m))) => {
-                    outcome = Outcome::Truncated(format!(
-                        "{path}: the file ends in the middle of a record after frame {last} ({m}); everything before it was read"
-                    ));
+                    outcome = truncated(&path, last, &m);
                     break;
                 }
                 ReaderMsg::End(Err(e)) => return Err(e.into()),
