@@ -639,38 +639,32 @@ impl Framer {
                     j + 1
                 }
             },
-            St::Comment(run) => match memchr(b'>', rest) {
-                None => {
-                    self.st = St::Comment(trailing(run, rest, b'-'));
-                    end
-                }
-                Some(k) => {
-                    let j = i + k;
-                    self.check_size(data, j, base, sink);
-                    if trailing(run, rest.get(..k).unwrap_or_default(), b'-') >= 2 {
-                        self.markup_end(UnitKind::Comment, data, j + 1, base, sink);
-                    } else {
-                        self.st = St::Comment(0);
+            // Both end at a `>` preceded by two terminator bytes (`-->`,
+            // `]]>`), which may have arrived in earlier pushes (`run`).
+            St::Comment(run) | St::Cdata(run) => {
+                let comment = matches!(self.st, St::Comment(_));
+                let (term, kind, state): (u8, UnitKind, fn(u8) -> St) = if comment {
+                    (b'-', UnitKind::Comment, St::Comment)
+                } else {
+                    (b']', UnitKind::Text, St::Cdata)
+                };
+                match memchr(b'>', rest) {
+                    None => {
+                        self.st = state(trailing(run, rest, term));
+                        end
                     }
-                    j + 1
-                }
-            },
-            St::Cdata(run) => match memchr(b'>', rest) {
-                None => {
-                    self.st = St::Cdata(trailing(run, rest, b']'));
-                    end
-                }
-                Some(k) => {
-                    let j = i + k;
-                    self.check_size(data, j, base, sink);
-                    if trailing(run, rest.get(..k).unwrap_or_default(), b']') >= 2 {
-                        self.markup_end(UnitKind::Text, data, j + 1, base, sink);
-                    } else {
-                        self.st = St::Cdata(0);
+                    Some(k) => {
+                        let j = i + k;
+                        self.check_size(data, j, base, sink);
+                        if trailing(run, rest.get(..k).unwrap_or_default(), term) >= 2 {
+                            self.markup_end(kind, data, j + 1, base, sink);
+                        } else {
+                            self.st = state(0);
+                        }
+                        j + 1
                     }
-                    j + 1
                 }
-            },
+            }
             St::Pi(q) => match memchr(b'>', rest) {
                 None => {
                     self.st = St::Pi(rest.last() == Some(&b'?'));
