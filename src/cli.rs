@@ -23,7 +23,8 @@ Examples:
   xmppscope -r captures/prosody-starttls-signin.pcap --keylog captures/prosody-starttls-signin.keys
       decrypt STARTTLS / direct TLS with an NSS key log (SSLKEYLOGFILE is used when no --keylog)
   xmppscope -i lo -w signin.pcapng
-      live: show XMPP on loopback as it happens and save every packet (Ctrl-C stops)
+      live: in a terminal, the TUI fills as packets arrive (status line: interface, filter,
+      packets, drops; q stops and finishes the savefile); piped or --no-tui: lines (Ctrl-C stops)
   xmppscope -i eth0 -i wlan0 -q -w all.pcapng -f '' -a duration:60 -Z nobody
       like tcpdump -w: two interfaces merged by time, all traffic, one minute, as nobody
   xmppscope -D
@@ -174,7 +175,8 @@ pub struct Args {
     #[arg(long)]
     pub show_secrets: bool,
 
-    /// Open the interactive TUI on -r FILE (the default when standard output is a terminal).
+    /// Open the interactive TUI on -r FILE or on the live capture of -i (the
+    /// default when standard output is a terminal).
     #[arg(long, conflicts_with = "no_tui")]
     pub tui: bool,
 
@@ -370,13 +372,20 @@ impl Args {
                     .into(),
             );
         }
-        if self.tui && live.is_some() {
-            return Err("--tui reads a file (-r); live capture prints lines".into());
+        if self.tui
+            && live
+                .as_ref()
+                .is_some_and(|l| l.savefile.as_deref() == Some("-"))
+        {
+            return Err(
+                "--tui draws on standard output, where -w - writes the packets: give -w a file name"
+                    .into(),
+            );
         }
         // The TUI when asked, or by default when standard output is a
-        // terminal and no printing flag was given (termshark's habit).
-        let tui = live.is_none()
-            && !views.any()
+        // terminal and no printing flag was given (termshark's habit), for
+        // a file and for a live capture alike.
+        let tui = !views.any()
             // The name and account filters run headless (the TUI takes
             // addresses in its own host filter).
             && host_names.is_empty()

@@ -405,6 +405,9 @@ impl Dissector {
             notes: &mut out.notes,
         };
         let other = dir.other();
+        if flow.dec.is_some() {
+            release_held(flow, sink.reborrow());
+        }
         // The ACK speaks of the other direction's bytes: acknowledged bytes
         // that were never captured are skipped at once (RFC 9293 §3.4).
         let unseen = seg.has_ack
@@ -616,6 +619,58 @@ fn with_half<R>(
     sink: Sink<'_>,
     f: impl FnOnce(&mut HalfStream, &mut dyn FnMut(Delivery<'_>)) -> R,
 ) -> R {
+    with_half_state(flow, dir, sink, |tcp, ctx, stream, st| {
+        f(tcp, &mut |d| deliver(d, ctx, stream, st))
+    })
+}
+
+/// Decrypt the records held for a key that the key log now has (live
+/// capture: the client appends its secrets after its first records were
+/// captured), so that they show now, both directions interleaved in
+/// capture order, rather than when each direction next sends a record.
+fn release_held(flow: &mut Flow, mut sink: Sink<'_>) {
+    let Some(keylog) = sink.cfg.keylog.clone() else {
+        return;
+    };
+    // Directions whose key is still missing are left alone.
+    let mut stuck = [false; 2];
+    loop {
+        let Some(dec) = flow.dec.as_ref() else { return };
+        let next = |c2s: bool, stuck: bool| {
+            if stuck { None } else { dec.next_held(c2s) }
+        };
+        let dir = match (next(true, stuck[0]), next(false, stuck[1])) {
+            (Some(a), Some(b)) if b < a => Dir::ServerToClient,
+            (Some(_), _) => Dir::ClientToServer,
+            (None, Some(_)) => Dir::ServerToClient,
+            (None, None) => return,
+        };
+        let c2s = dir == Dir::ClientToServer;
+        let released = with_half_state(flow, dir, sink.reborrow(), |_, ctx, s, st| {
+            let mut outs = Vec::new();
+            let ok = st
+                .dec
+                .as_mut()
+                .is_some_and(|dec| dec.release_one(c2s, &keylog, &mut outs));
+            for o in outs {
+                apply_decrypted(o, None, ctx, s, st);
+            }
+            ok
+        });
+        if !released {
+            stuck[usize::from(!c2s)] = true;
+        }
+    }
+}
+
+/// Run `f` with one direction's reassembler and the state its bytes go
+/// through.
+fn with_half_state<R>(
+    flow: &mut Flow,
+    dir: Dir,
+    sink: Sink<'_>,
+    f: impl FnOnce(&mut HalfStream, &mut Ctx<'_>, &mut StreamState<'_>, &mut FlowState<'_>) -> R,
+) -> R {
     let (src, dst) = match dir {
         Dir::ClientToServer => (flow.client, flow.server),
         Dir::ServerToClient => (flow.server, flow.client),
@@ -664,7 +719,7 @@ fn with_half<R>(
         dec_framer,
         dec_scope,
     };
-    f(tcp, &mut |d| deliver(d, &mut ctx, &mut stream, &mut st))
+    f(tcp, &mut ctx, &mut stream, &mut st)
 }
 
 struct FlowState<'a> {

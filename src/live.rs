@@ -15,20 +15,22 @@
 pub mod merge;
 pub mod privs;
 pub mod savefile;
+pub mod session;
 pub mod source;
 
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::cli::Settings;
 use crate::dissect::Dissector;
-use crate::model::{Packet, Timestamp};
+use crate::model::Packet;
 use crate::run::{Outcome, Printer};
 
+pub use session::{Ended, Session, Step};
 pub use source::{
     CaptureOptions, DEFAULT_FILTER, DEFAULT_SNAPLEN, Frame, InterfaceStats, LiveError, Next,
     Opened, Running,
@@ -140,144 +142,51 @@ pub fn run_live(settings: Settings) -> anyhow::Result<Outcome> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(&stop).context("cannot install the signal handlers")?;
-
-    let opened = Opened::open(&live.capture)?;
-    let mut save = match &live.savefile {
-        Some(path) => {
-            let ifaces = opened
-                .interfaces()
-                .iter()
-                .map(|i| savefile::Interface {
-                    name: i.name.clone(),
-                    description: i.description.clone(),
-                    linktype: i.linktype,
-                    snaplen: i.snaplen,
-                    filter: live.capture.filter.clone(),
-                })
-                .collect();
-            Some(savefile::Savefile::create(
-                path,
-                savefile::Format::for_path(path),
-                ifaces,
-            )?)
-        }
-        None => None,
-    };
-    if let Some(user) = &live.user {
-        privs::drop_to(user)?;
-    }
-    for i in opened.interfaces() {
-        let filter = if live.capture.filter.is_empty() {
-            "none (everything)".to_owned()
-        } else {
-            format!("'{}'", live.capture.filter)
-        };
-        eprintln!(
-            "xmppscope: listening on {}, link-type {}, snapshot length {} bytes, capture filter {filter}",
-            i.name,
-            source::linktype_label(i.linktype),
-            i.snaplen
-        );
-    }
-
-    let linktypes: Vec<i32> = opened.interfaces().iter().map(|i| i.linktype).collect();
-    if live.savefile.is_some() && linktypes.iter().any(|&l| Some(&l) != linktypes.first()) {
-        eprintln!(
-            "xmppscope: warning: the interfaces have different link types; tshark reads the pcapng savefile, but libpcap (and so xmppscope -r) reads only files with one link type"
-        );
-    }
-    let mut running = opened.start(Arc::clone(&stop));
-    let deadline = live.duration.map(|d| Instant::now() + d);
+    let mut session = Session::start(
+        &live,
+        None,
+        settings.count,
+        settings.dissector.keylog.as_deref(),
+        Arc::clone(&stop),
+        true,
+    )?;
     // With nothing to show and no statistics, only the savefile needs the
     // frames (like tcpdump -w).
     let dissect = !settings.quiet || settings.stats;
-    let count = settings.count;
     let mut dissector = Dissector::new(settings.dissector.clone());
-    // A client started with SSLKEYLOGFILE appends its secrets as it signs
-    // in: re-read the file once a second so its flows are decrypted live.
-    let mut keylog = settings.dissector.keylog.as_deref().cloned();
     let stdout = io::stdout();
     let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
     let mut packet = Packet::default();
-
-    let mut number = 0u64;
-    let mut captured = vec![0u64; linktypes.len()];
-    let mut first: Option<Timestamp> = None;
-    let mut last: Option<Timestamp> = None;
-    let mut failure: Option<anyhow::Error> = None;
     let mut output_failed = false;
-    let mut dirty = false;
-    let mut drops_reported = 0u64;
-    let mut next_drop_check = Instant::now() + Duration::from_secs(1);
 
     loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            running.stop();
-        }
-        if Instant::now() >= next_drop_check {
-            next_drop_check = Instant::now() + Duration::from_secs(1);
-            if let Some(k) = keylog.as_mut()
-                && let Ok(true) = k.refresh()
-            {
-                dissector.set_keylog(std::sync::Arc::new(k.clone()));
-            }
-            let dropped: u64 = running.stats().iter().map(|s| s.queue_dropped).sum();
-            if dropped > drops_reported {
-                eprintln!(
-                    "xmppscope: warning: {} packets dropped so far: the dissector is behind the capture",
-                    dropped
-                );
-                drops_reported = dropped;
-            }
-        }
-        // Flush once caught up: lines and savefile are current whenever
-        // the capture is quiet, and batched when it is busy.
-        let next = match running.next(Duration::ZERO) {
-            Next::Idle => {
-                if dirty {
-                    dirty = false;
-                    if let Some(s) = save.as_mut()
-                        && let Err(e) = s.flush()
-                    {
-                        failure.get_or_insert(e.into());
-                        running.stop();
-                    }
-                    if !output_failed && let Err(e) = printer.flush() {
-                        output_failed = true;
-                        failure.get_or_insert(e.into());
-                        running.stop();
-                    }
+        let (number, linktype, frame) = match session.next(TICK) {
+            Step::Frame {
+                number,
+                linktype,
+                frame,
+                ..
+            } => (number, linktype, frame),
+            Step::Idle { caught_up } => {
+                // Lines are current whenever the capture is quiet, and
+                // batched when it is busy.
+                if caught_up
+                    && !output_failed
+                    && let Err(e) = printer.flush()
+                {
+                    output_failed = true;
+                    session.fail(e.into());
                 }
-                running.next(TICK)
+                continue;
             }
-            other => other,
+            Step::End => break,
         };
-        let frame = match next {
-            Next::Frame(f) => f,
-            Next::Idle => continue,
-            Next::End => break,
-        };
-        if failure.is_some() || count.is_some_and(|c| number >= c) {
-            // Stopping: what is still queued is not wanted.
-            continue;
+        if let Some(k) = session.take_keylog() {
+            dissector.set_keylog(k);
         }
-        number += 1;
-        if let Some(c) = captured.get_mut(frame.iface) {
-            *c += 1;
-        }
-        first.get_or_insert(frame.ts);
-        last = Some(frame.ts);
-        dirty = true;
-        if let Some(s) = save.as_mut()
-            && let Err(e) = s.write_packet(frame.iface, frame.ts, frame.wire_len, &frame.data)
-        {
-            failure = Some(e.into());
-            running.stop();
-            continue;
-        }
-        if dissect {
-            let linktype = linktypes.get(frame.iface).copied().unwrap_or_default();
-            if let Err(e) = printer.frame(
+        if dissect
+            && !output_failed
+            && let Err(e) = printer.frame(
                 &mut dissector,
                 &mut packet,
                 number,
@@ -285,57 +194,21 @@ pub fn run_live(settings: Settings) -> anyhow::Result<Outcome> {
                 linktype,
                 &frame.data,
                 frame.wire_len,
-            ) {
-                output_failed = true;
-                failure = Some(e.into());
-                running.stop();
-                continue;
-            }
+            )
+        {
+            output_failed = true;
+            session.fail(e.into());
         }
-        if count.is_some_and(|c| number >= c) {
-            running.stop();
-        }
-    }
-
-    let (mut stats, errors) = running.finish();
-    for (s, c) in stats.iter_mut().zip(&captured) {
-        s.captured = *c;
     }
     if dissect
         && !output_failed
-        && let Err(e) = printer.finish(&mut dissector, number)
+        && let Err(e) = printer.finish(&mut dissector, session.packets())
     {
-        failure.get_or_insert(e);
+        session.fail(e);
     }
-    if let Some(s) = save {
-        let totals: Vec<savefile::InterfaceTotals> = stats
-            .iter()
-            .map(|st| savefile::InterfaceTotals {
-                start: first,
-                end: last,
-                received: st.received,
-                if_dropped: st.if_dropped,
-                os_dropped: st.kernel_dropped,
-                delivered: st.captured,
-            })
-            .collect();
-        if let Err(e) = s.finish(&totals) {
-            failure.get_or_insert(e.into());
-        }
-    }
-    eprint!("{}", stats_report(&stats));
-    if let Some((iface, message)) = errors.into_iter().next() {
-        // An interface failing is the first cause; later errors follow it.
-        return Err(anyhow::anyhow!(
-            "capture on {iface} stopped: {message}{}",
-            if live.savefile.is_some() {
-                " (the savefile holds everything captured before)"
-            } else {
-                ""
-            }
-        ));
-    }
-    match failure {
+    let ended = session.finish();
+    eprint!("{}", stats_report(&ended.stats));
+    match ended.error {
         Some(e) => Err(e),
         None => Ok(Outcome::Complete),
     }

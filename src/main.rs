@@ -29,10 +29,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = if settings.live.is_some() {
-        xmppscope::live::run_live(settings)
-    } else if settings.tui {
+    let result = if settings.tui {
         xmppscope::ui::run_tui(settings)
+    } else if settings.live.is_some() {
+        xmppscope::live::run_live(settings)
     } else {
         run_file(settings)
     };

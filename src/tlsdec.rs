@@ -721,6 +721,73 @@ impl FlowDecrypt {
         }
     }
 
+    /// Records of this direction wait for a key.
+    #[must_use]
+    pub fn holding(&self, client_to_server: bool) -> bool {
+        self.dirs
+            .get(usize::from(!client_to_server))
+            .is_some_and(|d| !d.pending.is_empty())
+    }
+
+    /// The frame of the first record of this direction waiting for a key.
+    #[must_use]
+    pub fn next_held(&self, client_to_server: bool) -> Option<u64> {
+        self.dirs
+            .get(usize::from(!client_to_server))
+            .and_then(|d| d.pending.front())
+            .map(|r| r.frame)
+    }
+
+    /// Decrypt the first record of this direction held for a key, if the
+    /// key log now has the key; false when it does not (or none is held).
+    pub fn release_one(
+        &mut self,
+        client_to_server: bool,
+        keylog: &KeyLog,
+        out: &mut Vec<DecOut>,
+    ) -> bool {
+        let i = usize::from(!client_to_server);
+        if !self.holding(client_to_server)
+            || (self.dirs.get(i).is_some_and(|d| d.keys.is_none()) && !self.setup(i, keylog, out))
+        {
+            return false;
+        }
+        let Some(r) = self.dirs.get_mut(i).and_then(|d| {
+            let r = d.pending.pop_front()?;
+            d.pending_bytes = d.pending_bytes.saturating_sub(r.payload.len());
+            Some(r)
+        }) else {
+            return false;
+        };
+        self.open_one(i, r, keylog, out);
+        true
+    }
+
+    /// Decrypt the records of this direction held for a key, if the key
+    /// log now has it (live capture: the client appended its secrets
+    /// after its records were captured). Without this, they would wait for
+    /// the next record of the same direction, and show out of order with
+    /// the other direction's.
+    pub fn release(&mut self, client_to_server: bool, keylog: &KeyLog, out: &mut Vec<DecOut>) {
+        let i = usize::from(!client_to_server);
+        if !self.holding(client_to_server)
+            || (self.dirs.get(i).is_some_and(|d| d.keys.is_none()) && !self.setup(i, keylog, out))
+        {
+            return;
+        }
+        let held: Vec<Record> = self
+            .dirs
+            .get_mut(i)
+            .map(|d| {
+                d.pending_bytes = 0;
+                d.pending.drain(..).collect()
+            })
+            .unwrap_or_default();
+        for r in held {
+            self.open_one(i, r, keylog, out);
+        }
+    }
+
     fn protected(&self, i: usize, ct: u8) -> bool {
         let Some(d) = self.dirs.get(i) else {
             return false;
@@ -760,17 +827,7 @@ impl FlowDecrypt {
             return;
         }
         // A key that appeared late (live capture): the held records come first.
-        let held: Vec<Record> = self
-            .dirs
-            .get_mut(i)
-            .map(|d| {
-                d.pending_bytes = 0;
-                d.pending.drain(..).collect()
-            })
-            .unwrap_or_default();
-        for r in held {
-            self.open_one(i, r, keylog, out);
-        }
+        self.release(i == 0, keylog, out);
         self.open_one(i, rec, keylog, out);
     }
 

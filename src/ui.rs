@@ -42,8 +42,12 @@ use ratatui::crossterm::terminal::{
 };
 use ratatui::crossterm::{cursor, execute};
 
+use std::path::PathBuf;
+
 use crate::capture::FileSource;
 use crate::cli::Settings;
+use crate::dissect::Config;
+use crate::live::{Ended, LiveOptions, Session, privs};
 use crate::run::Outcome;
 
 use app::{App, AppEvent, Command};
@@ -174,38 +178,189 @@ fn spawn_decoder(decoder: Decoder, rx: Receiver<Command>, tx: Sender<AppEvent>) 
         });
 }
 
-/// Run the TUI on `settings.path` until the user quits.
+/// A live capture feeding the TUI: the loader thread that owns it, and the
+/// TUI's own temporary savefile (when no `-w` was given).
+struct LiveRun {
+    loader: thread::JoinHandle<Ended>,
+    temp_dir: Option<PathBuf>,
+}
+
+/// Where a live capture's packets go when the user gave no `-w`: a fresh
+/// private directory (mode 0700, refused when the name exists, so nothing
+/// there can be a planted link) in the temporary directory, as Wireshark
+/// keeps a temporary file. Removed on exit.
+fn temp_savefile(user: Option<&str>) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("xmppscope-{}-{stamp}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create the temporary directory {}", dir.display()))?;
+    let file = dir.join("live.pcapng");
+    if let Some(user) = user {
+        // After -Z the TUI re-reads the file as that user.
+        privs::give_to(&dir, user)
+            .with_context(|| format!("-Z {user}: cannot hand {} to that user", dir.display()))?;
+    }
+    Ok((dir, file))
+}
+
+/// Open the interfaces (before the terminal is taken, so that errors read
+/// normally) and start the loader on the live capture.
+fn start_live(
+    settings: &Settings,
+    live: &LiveOptions,
+    tx: &Sender<AppEvent>,
+    cancel: &Arc<AtomicBool>,
+) -> anyhow::Result<(String, i32, LiveRun)> {
+    if live.savefile.as_deref() == Some("-") {
+        anyhow::bail!(
+            "-w - writes the packets to standard output, which the TUI draws on: give a file name, or --no-tui"
+        );
+    }
+    let temp = match &live.savefile {
+        Some(_) => None,
+        None => Some(temp_savefile(live.user.as_deref())?),
+    };
+    let temp_file = temp.as_ref().map(|(_, f)| f.to_string_lossy().into_owned());
+    let started = Session::start(
+        live,
+        temp_file.as_deref(),
+        settings.count,
+        settings.dissector.keylog.as_deref(),
+        // The TUI stops the capture through `cancel` (q, Ctrl-C, signals).
+        Arc::new(AtomicBool::new(false)),
+        false,
+    );
+    let session = match started {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some((dir, _)) = &temp {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
+    };
+    let lts = session.linktypes();
+    let linktype = lts.first().copied().unwrap_or_default();
+    if lts.iter().any(|&l| l != linktype) {
+        let _ = session.finish();
+        if let Some((dir, _)) = &temp {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        anyhow::bail!(
+            "the interfaces have different link types; the TUI shows one link type at a time: capture them separately, or headless with --no-tui"
+        );
+    }
+    let path = session.savefile().unwrap_or_default().to_owned();
+    let (tx, cancel, cfg) = (tx.clone(), cancel.clone(), settings.dissector.clone());
+    let temporary = temp.is_some();
+    let loader = thread::Builder::new()
+        .name("live-loader".into())
+        .spawn(move || {
+            loader::load_live(session, temporary, &cfg, &cancel, &mut |l| {
+                tx.send(AppEvent::Loaded(Box::new(l))).is_ok()
+            })
+        })
+        .context("cannot start the capture thread")?;
+    Ok((
+        path,
+        linktype,
+        LiveRun {
+            loader,
+            temp_dir: temp.map(|(d, _)| d),
+        },
+    ))
+}
+
+/// Run the TUI on `settings.path`, or on the live capture of
+/// `settings.live`, until the user quits.
 ///
 /// # Errors
 /// The capture cannot be opened, or the terminal cannot be used.
 pub fn run_tui(settings: Settings) -> anyhow::Result<Outcome> {
-    let path = settings.path.clone();
     let cfg = settings.dissector.clone();
-    // Fail before taking the terminal when the file cannot be read.
-    let linktype = if path == "-" {
-        0
-    } else {
-        FileSource::open(&path)?.linktype()
-    };
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let tx = tx.clone();
-        let cancel = cancel.clone();
-        let path = path.clone();
-        let cfg = cfg.clone();
-        let count = settings.count;
-        thread::Builder::new()
-            .name("loader".into())
-            .spawn(move || {
-                loader::load(&path, &cfg, count, &cancel, &mut |l| {
-                    tx.send(AppEvent::Loaded(Box::new(l))).is_ok()
-                });
-            })
-            .context("cannot start the loader thread")?;
+    let (path, linktype, live) = match &settings.live {
+        Some(l) => {
+            let (path, linktype, run) = start_live(&settings, l, &tx, &cancel)?;
+            (path, linktype, Some(run))
+        }
+        None => {
+            let path = settings.path.clone();
+            // Fail before taking the terminal when the file cannot be read.
+            let linktype = if path == "-" {
+                0
+            } else {
+                FileSource::open(&path)?.linktype()
+            };
+            let tx = tx.clone();
+            let cancel = cancel.clone();
+            let cfg = cfg.clone();
+            let count = settings.count;
+            let p = path.clone();
+            thread::Builder::new()
+                .name("loader".into())
+                .spawn(move || {
+                    loader::load(&p, &cfg, count, &cancel, &mut |l| {
+                        tx.send(AppEvent::Loaded(Box::new(l))).is_ok()
+                    });
+                })
+                .context("cannot start the loader thread")?;
+            (path, linktype, None)
+        }
+    };
+    let result = run_screen(&settings, &path, linktype, &cfg, tx, &rx, &cancel);
+    cancel.store(true, Ordering::SeqCst);
+    let Some(live) = live else {
+        return result;
+    };
+    // The terminal is back: the capture's statistics go where tcpdump's do.
+    let ended = live.loader.join();
+    let mut outcome = result;
+    match ended {
+        Ok(ended) => {
+            eprint!("{}", crate::live::stats_report(&ended.stats));
+            if let Some(dir) = &live.temp_dir {
+                let _ = std::fs::remove_dir_all(dir);
+                eprintln!(
+                    "xmppscope: {} packets were shown from a temporary file, now removed (-w FILE keeps them)",
+                    ended.saved
+                );
+            }
+            if let (Ok(_), Some(e)) = (&outcome, ended.error) {
+                outcome = Err(e);
+            }
+        }
+        Err(_) => {
+            if let Some(dir) = &live.temp_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            outcome = Err(anyhow::anyhow!(
+                "internal error: the capture thread panicked"
+            ));
+        }
     }
+    outcome
+}
+
+/// The screen's loop: draw, take events, run the app's commands.
+fn run_screen(
+    settings: &Settings,
+    path: &str,
+    linktype: i32,
+    cfg: &Config,
+    tx: Sender<AppEvent>,
+    rx: &Receiver<AppEvent>,
+    cancel: &Arc<AtomicBool>,
+) -> anyhow::Result<Outcome> {
+    let path = path.to_owned();
     let (dec_tx, dec_rx) = mpsc::channel::<Command>();
-    spawn_decoder(Decoder::new(&path, linktype, &cfg), dec_rx, tx.clone());
+    spawn_decoder(Decoder::new(&path, linktype, cfg), dec_rx, tx.clone());
     let terminate = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,

@@ -33,6 +33,19 @@ pub struct Dropped {
     pub gid: u32,
 }
 
+/// Hand `path` to `name` (owner and group), so that it stays usable after
+/// [`drop_to`] (the TUI's temporary capture file is re-read by offset).
+///
+/// # Errors
+/// No such user, or the owner cannot be changed.
+pub fn give_to(path: &std::path::Path, name: &str) -> std::io::Result<()> {
+    let user = User::from_name(name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| std::io::Error::other(format!("no such user: {name}")))?;
+    std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+}
+
 /// Become `name`.
 ///
 /// # Errors

@@ -118,6 +118,8 @@ pub struct Savefile {
     interfaces: Vec<Interface>,
     block: Vec<u8>,
     written: u64,
+    /// Bytes handed to the writer so far (the next record's offset).
+    bytes: u64,
 }
 
 impl Savefile {
@@ -168,6 +170,7 @@ impl Savefile {
             interfaces,
             block: Vec::with_capacity(512),
             written: 0,
+            bytes: 0,
         };
         s.header()?;
         // The header is on disk before the capture starts: even a capture
@@ -193,7 +196,8 @@ impl Savefile {
     }
 
     /// Append one packet captured on interface `iface` (an index into the
-    /// interfaces given at creation).
+    /// interfaces given at creation). Returns the record's offset in the
+    /// file (where the TUI re-reads it from once flushed).
     ///
     /// # Errors
     /// The write fails.
@@ -203,7 +207,8 @@ impl Savefile {
         ts: Timestamp,
         wire_len: u32,
         data: &[u8],
-    ) -> Result<(), SaveError> {
+    ) -> Result<u64, SaveError> {
+        let offset = self.bytes;
         self.block.clear();
         let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
         let data = data.get(..caplen as usize).unwrap_or(data);
@@ -236,7 +241,7 @@ impl Savefile {
         }
         self.emit()?;
         self.written += 1;
-        Ok(())
+        Ok(offset)
     }
 
     /// Push everything buffered to the file (not fsync: the kernel has it).
@@ -308,7 +313,15 @@ impl Savefile {
             .map_err(|source| SaveError::Write {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        self.bytes += self.block.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far (header included).
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 

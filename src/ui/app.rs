@@ -420,6 +420,9 @@ impl App {
 
     fn loaded(&mut self, l: Loaded) {
         let had_rows = !self.view.is_empty();
+        // Live: the table follows the newest packet until the user moves
+        // away from the last row (G comes back to it).
+        let tail = l.progress.live.is_some() && (!had_rows || self.sel + 1 >= self.view.len());
         let rebuild = !l.batch.row_updates.is_empty()
             || (l.progress.done && self.filter.as_ref().is_some_and(Filter::uses_flows));
         let first = self.index.len();
@@ -437,7 +440,9 @@ impl App {
                 }
             }
         }
-        if !had_rows && !self.view.is_empty() {
+        if tail && !self.view.is_empty() {
+            self.select(self.view.len() - 1);
+        } else if !had_rows && !self.view.is_empty() {
             self.select(0);
         }
         if self.progress.done {
@@ -1207,6 +1212,65 @@ pub(crate) mod tests {
         assert_eq!(h.app.selected_row(), Some(3), "selection kept");
         h.key(KeyCode::Char('a'));
         assert_eq!(h.app.view.len(), xmpp);
+    }
+
+    /// Live: rows arriving one by one keep the newest selected, until the
+    /// user moves up; `G` goes back to following.
+    #[test]
+    fn live_table_follows_the_tail_until_the_user_moves_away() {
+        let mut batches = Vec::new();
+        loader::load_batched(
+            PLAIN,
+            &Config::default(),
+            None,
+            &Arc::new(AtomicBool::new(false)),
+            [1, 1],
+            &mut |l| {
+                batches.push(l);
+                true
+            },
+        );
+        assert!(batches.len() > 50, "{}", batches.len());
+        let live = crate::ui::loader::LiveStatus {
+            interfaces: vec!["lo".into()],
+            running: true,
+            ..Default::default()
+        };
+        let mut app = App::new(PLAIN, Theme { color: true }, false, (100, 30));
+        let mut batches = batches.into_iter().map(|mut b| {
+            b.progress.live = Some(live.clone());
+            b.progress.done = false;
+            b
+        });
+        for b in batches.by_ref().take(30) {
+            app.update(AppEvent::Loaded(Box::new(b)));
+            if !app.view.is_empty() {
+                assert_eq!(app.sel, app.view.len() - 1, "follows the newest row");
+            }
+        }
+        assert!(app.view.len() > 3, "{}", app.view.len());
+        app.update(AppEvent::Key(KeyEvent::new(
+            KeyCode::Up,
+            KeyModifiers::NONE,
+        )));
+        let held = app.selected_row();
+        for b in batches.by_ref().take(20) {
+            app.update(AppEvent::Loaded(Box::new(b)));
+        }
+        assert_eq!(app.selected_row(), held, "moved away: the selection stays");
+        assert!(app.sel + 1 < app.view.len());
+        app.update(AppEvent::Key(KeyEvent::new(
+            KeyCode::Char('G'),
+            KeyModifiers::NONE,
+        )));
+        for b in batches {
+            app.update(AppEvent::Loaded(Box::new(b)));
+        }
+        assert_eq!(app.sel, app.view.len() - 1, "G follows again");
+        assert_eq!(app.index.info(app.selected_row().unwrap()), "STREAM END");
+        // A file (no live status) starts at the top instead.
+        let h = Harness::new((100, 30));
+        assert_eq!(h.app.sel, 0);
     }
 
     #[test]

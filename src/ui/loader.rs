@@ -10,13 +10,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::capture::{End, FileSource};
+use crate::capture::{End, FileSource, FrameRef};
 use crate::dissect::{Config, Dissector};
 use crate::link;
+use crate::live::{Ended, InterfaceStats, Session, Step};
 use crate::model::Packet;
 
 use super::index::{Batch, IndexBuilder, tcpflag};
 use super::pcapidx::{self, OffsetScanner};
+
+/// How often a live capture's counters are sent when no packet arrives.
+pub const LIVE_STATUS_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a live capture waits for a frame before looking again.
+const LIVE_TICK: Duration = Duration::from_millis(20);
 
 /// How often a batch is sent while loading.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(50);
@@ -41,6 +47,23 @@ pub struct Progress {
     pub offsets: bool,
     /// The capture's link type.
     pub linktype: i32,
+    /// A live capture's state (`None` when reading a file).
+    pub live: Option<LiveStatus>,
+}
+
+/// A live capture, as the status line shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveStatus {
+    /// The interfaces captured on.
+    pub interfaces: Vec<String>,
+    /// The capture filter (empty: everything).
+    pub filter: String,
+    /// Where the packets are saved; `None`: a temporary file only.
+    pub savefile: Option<String>,
+    /// libpcap's and xmppscope's counters, summed over the interfaces.
+    pub stats: InterfaceStats,
+    /// Still capturing.
+    pub running: bool,
 }
 
 impl Progress {
@@ -108,6 +131,48 @@ pub fn tcp_flags(linktype: i32, data: &[u8]) -> u8 {
     }
 }
 
+/// The dissector and the index being built, fed one frame at a time.
+struct Indexer {
+    dissector: Dissector,
+    builder: IndexBuilder,
+    packet: Packet,
+}
+
+impl Indexer {
+    /// Rows are all the index needs: no XML text, no element trees.
+    fn new(cfg: &Config) -> Self {
+        Self {
+            dissector: Dissector::new(Config {
+                keep_xml: false,
+                keep_tree: false,
+                ..cfg.clone()
+            }),
+            builder: IndexBuilder::new(),
+            packet: Packet::default(),
+        }
+    }
+
+    /// Dissect one frame and add its row (`offset`: where it is in the file).
+    fn frame(&mut self, f: &FrameRef<'_>, linktype: i32, offset: u64) {
+        let tcp = tcp_flags(linktype, f.data);
+        self.dissector
+            .dissect(f.number, f.ts, linktype, f.data, f.len, &mut self.packet);
+        self.builder.add(&self.packet, offset, tcp);
+        self.flushed();
+    }
+
+    fn flushed(&mut self) {
+        let (events, notes) = self.dissector.take_flushed();
+        self.builder.add_flushed(events, notes);
+    }
+
+    /// The end of the capture: what the flows still hold.
+    fn finish(&mut self, last: u64) {
+        self.dissector.finish(last);
+        self.flushed();
+    }
+}
+
 /// Load `path` with this dissector configuration, calling `send` with each
 /// batch until the end, an error, or `cancel`. `send` returns false when
 /// nobody listens any more. `count` stops after that many packets.
@@ -116,6 +181,25 @@ pub fn load(
     cfg: &Config,
     count: Option<u64>,
     cancel: &Arc<AtomicBool>,
+    send: &mut dyn FnMut(Loaded) -> bool,
+) {
+    load_batched(
+        path,
+        cfg,
+        count,
+        cancel,
+        [FIRST_BATCH_ROWS, MAX_BATCH_ROWS],
+        send,
+    );
+}
+
+/// [`load`] with the rows that make the first and later batches go out.
+pub fn load_batched(
+    path: &str,
+    cfg: &Config,
+    count: Option<u64>,
+    cancel: &Arc<AtomicBool>,
+    [first_rows, max_rows]: [usize; 2],
     send: &mut dyn FnMut(Loaded) -> bool,
 ) {
     let started = Instant::now();
@@ -147,13 +231,7 @@ pub fn load(
         None
     };
     progress.offsets = scanner.is_some();
-    let mut dissector = Dissector::new(Config {
-        keep_xml: false,
-        keep_tree: false,
-        ..cfg.clone()
-    });
-    let mut builder = IndexBuilder::new();
-    let mut packet = Packet::default();
+    let mut ix = Indexer::new(cfg);
     let mut last_sent = Instant::now();
     let mut sent_any = false;
     let mut last = 0;
@@ -162,7 +240,7 @@ pub fn load(
         if cancel.load(Ordering::Relaxed) {
             return;
         }
-        if count.is_some_and(|c| last >= c) || builder.rows() == u32::MAX - 1 {
+        if count.is_some_and(|c| last >= c) || ix.builder.rows() == u32::MAX - 1 {
             break;
         }
         let frame = match source.next_frame() {
@@ -191,22 +269,11 @@ pub fn load(
             }
         }
         approx_bytes += 16 + frame.data.len() as u64;
-        let tcp = tcp_flags(linktype, frame.data);
-        dissector.dissect(
-            frame.number,
-            frame.ts,
-            linktype,
-            frame.data,
-            frame.len,
-            &mut packet,
-        );
-        builder.add(&packet, offset, tcp);
-        let (events, notes) = dissector.take_flushed();
-        builder.add_flushed(events, notes);
+        ix.frame(&frame, linktype, offset);
         let due = if sent_any {
-            builder.pending() >= MAX_BATCH_ROWS || last_sent.elapsed() >= BATCH_INTERVAL
+            ix.builder.pending() >= max_rows || last_sent.elapsed() >= BATCH_INTERVAL
         } else {
-            builder.pending() >= FIRST_BATCH_ROWS || started.elapsed() >= BATCH_INTERVAL / 2
+            ix.builder.pending() >= first_rows || started.elapsed() >= BATCH_INTERVAL / 2
         };
         if due {
             progress.bytes = scanner
@@ -215,7 +282,7 @@ pub fn load(
             progress.packets = last;
             progress.elapsed = started.elapsed();
             if !send(Loaded {
-                batch: builder.take_batch(),
+                batch: ix.builder.take_batch(),
                 progress: progress.clone(),
             }) {
                 return;
@@ -224,9 +291,7 @@ pub fn load(
             last_sent = Instant::now();
         }
     }
-    dissector.finish(last);
-    let (events, notes) = dissector.take_flushed();
-    builder.add_flushed(events, notes);
+    ix.finish(last);
     progress.bytes = progress.total.unwrap_or(approx_bytes);
     if progress.problem.is_some() {
         progress.bytes = scanner
@@ -237,9 +302,112 @@ pub fn load(
     progress.elapsed = started.elapsed();
     progress.done = true;
     send(Loaded {
-        batch: builder.take_batch(),
+        batch: ix.builder.take_batch(),
         progress,
     });
+}
+
+/// Dissect a live capture as it arrives (the TUI's live mode): every frame
+/// is written to the session's savefile, indexed with its offset there, and
+/// the rows are sent in batches, with the capture's counters, until the
+/// capture ends (`-c`, `-a`, an error) or `cancel`. The savefile is flushed
+/// before each batch, so that every row sent can be read back from it.
+/// `temporary`: the savefile is the TUI's own, not the user's `-w`.
+#[must_use]
+pub fn load_live(
+    mut session: Session,
+    temporary: bool,
+    cfg: &Config,
+    cancel: &AtomicBool,
+    send: &mut dyn FnMut(Loaded) -> bool,
+) -> Ended {
+    let started = Instant::now();
+    let mut status = LiveStatus {
+        interfaces: session.interface_names(),
+        filter: session.filter().to_owned(),
+        savefile: if temporary {
+            None
+        } else {
+            session.savefile().map(str::to_owned)
+        },
+        stats: InterfaceStats::default(),
+        running: true,
+    };
+    let mut progress = Progress {
+        offsets: session.savefile().is_some(),
+        linktype: session.linktypes().first().copied().unwrap_or_default(),
+        ..Progress::default()
+    };
+    let mut ix = Indexer::new(cfg);
+    let mut last_sent: Option<Instant> = None;
+    let mut listening = true;
+    loop {
+        if listening && cancel.load(Ordering::Relaxed) {
+            session.stop();
+            listening = false;
+        }
+        match session.next(LIVE_TICK) {
+            Step::Frame {
+                number,
+                linktype,
+                frame,
+                offset,
+            } => {
+                if let Some(k) = session.take_keylog() {
+                    ix.dissector.set_keylog(k);
+                }
+                let f = FrameRef {
+                    number,
+                    ts: frame.ts,
+                    len: frame.wire_len,
+                    data: &frame.data,
+                };
+                ix.frame(&f, linktype, offset.unwrap_or(u64::MAX));
+            }
+            Step::Idle { .. } => {}
+            Step::End => break,
+        }
+        if ix.builder.rows() >= u32::MAX - 1 {
+            session.stop();
+        }
+        let since = last_sent.map_or(Duration::MAX, |t| t.elapsed());
+        let due = ix.builder.pending() >= MAX_BATCH_ROWS
+            || (ix.builder.pending() > 0 && since >= BATCH_INTERVAL)
+            || since >= LIVE_STATUS_INTERVAL;
+        if listening && due {
+            session.flush();
+            status.stats = InterfaceStats::total(&session.stats());
+            progress.bytes = session.saved_bytes();
+            progress.packets = session.packets();
+            progress.elapsed = started.elapsed();
+            progress.live = Some(status.clone());
+            if !send(Loaded {
+                batch: ix.builder.take_batch(),
+                progress: progress.clone(),
+            }) {
+                session.stop();
+                listening = false;
+            }
+            last_sent = Some(Instant::now());
+        }
+    }
+    let packets = session.packets();
+    ix.finish(packets);
+    let ended = session.finish();
+    status.stats = InterfaceStats::total(&ended.stats);
+    status.running = false;
+    progress.packets = packets;
+    progress.elapsed = started.elapsed();
+    progress.done = true;
+    progress.problem = ended.error.as_ref().map(|e| format!("{e:#}"));
+    progress.live = Some(status);
+    if listening {
+        send(Loaded {
+            batch: ix.builder.take_batch(),
+            progress,
+        });
+    }
+    ended
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use super::app::{App, Input, Pane, Screen};
 use super::filter;
 use super::index::{Cat, NONE, Row};
 use super::layout;
+use super::loader::{LiveStatus, Progress};
 use super::theme::Theme;
 use super::xml;
 use crate::model::{Dir, EventKind, Note, Severity};
@@ -227,6 +228,14 @@ impl Widget for &TitleBar<'_> {
         } else {
             app.path.clone()
         };
+        let name = match &app.progress.live {
+            Some(l) => format!(
+                "{} {}",
+                if l.running { "● live" } else { "■ stopped" },
+                l.interfaces.join(", ")
+            ),
+            None => name,
+        };
         let mut s = format!(
             " xmppscope │ {name} │ {} packets │ {} shown",
             app.index.len(),
@@ -357,7 +366,13 @@ impl Widget for &PacketTable<'_> {
         put(buf, header_area, 0, &Line::styled(header, t.header()));
         let body = layout::table_body(area);
         if app.view.is_empty() {
-            let msg = if !app.progress.done {
+            let msg = if let Some(l) = app.progress.live.as_ref().filter(|l| l.running) {
+                format!(
+                    "waiting for packets on {} (capture filter {})…",
+                    l.interfaces.join(", "),
+                    crate::live::session::filter_label(&l.filter)
+                )
+            } else if !app.progress.done {
                 "loading…".to_owned()
             } else if app.index.is_empty() {
                 "no packets in this capture".to_owned()
@@ -1006,6 +1021,57 @@ impl Widget for &FlowsTable<'_> {
     }
 }
 
+/// A live capture's status line: interfaces, capture filter, packets,
+/// libpcap's and xmppscope's drops, and where the packets are saved; a
+/// shorter form when the line is narrow.
+fn live_status(l: &LiveStatus, p: &Progress, width: u16, t: Theme) -> Line<'static> {
+    let opt = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+    let st = &l.stats;
+    let ifaces = l.interfaces.join(", ");
+    let filter = crate::live::session::filter_label(&l.filter);
+    let dropped = st.kernel_dropped.unwrap_or(0) + st.if_dropped.unwrap_or(0) + st.queue_dropped;
+    let (kernel, iface, ours) = (opt(st.kernel_dropped), opt(st.if_dropped), st.queue_dropped);
+    let saved = l.savefile.as_deref();
+    let full = (
+        if l.running {
+            format!(" ● Capturing on {ifaces}")
+        } else {
+            format!(" ■ Capture on {ifaces} stopped")
+        },
+        format!(
+            " · filter {filter} · {} packets · dropped: kernel {kernel}, interface {iface}, xmppscope {ours}",
+            p.packets
+        ),
+        match saved {
+            Some(f) => format!(" · saving to {f} · ? help · q quits"),
+            None => " · not saved (-w FILE) · ? help · q quits".to_owned(),
+        },
+    );
+    let len = |x: &(String, String, String)| {
+        x.0.chars().count() + x.1.chars().count() + x.2.chars().count()
+    };
+    let parts = if len(&full) <= usize::from(width) {
+        full
+    } else {
+        (
+            format!(" {} {ifaces}", if l.running { "●" } else { "■" }),
+            format!(" · {} pkts · drops {kernel}/{iface}/{ours}", p.packets),
+            format!(
+                " · {filter}{}",
+                saved.map_or_else(String::new, |f| format!(" · → {f}"))
+            ),
+        )
+    };
+    Line::from(vec![
+        Span::styled(
+            parts.0,
+            if l.running { t.ok() } else { t.key() }.patch(t.bar()),
+        ),
+        Span::styled(parts.1, if dropped > 0 { t.error() } else { t.bar() }),
+        Span::styled(parts.2, t.bar()),
+    ])
+}
+
 struct StatusBar<'a> {
     app: &'a App,
 }
@@ -1057,6 +1123,10 @@ impl Widget for &StatusBar<'_> {
             return;
         }
         let p = &app.progress;
+        if let Some(l) = &p.live {
+            put(buf, area, 0, &live_status(l, p, area.width, t));
+            return;
+        }
         if !p.done {
             // A gauge: the part of the line filled as the file is read.
             let mut s = String::from(" Loading");
@@ -1629,6 +1699,78 @@ mod tests {
                 assert_eq!(c.fg, ratatui::style::Color::Reset, "colour at {x},{y}");
                 assert_eq!(c.bg, ratatui::style::Color::Reset, "colour at {x},{y}");
             }
+        }
+    }
+
+    #[test]
+    fn live_status_line_shows_interface_filter_packets_and_drops() {
+        let mut app = App::new(
+            "/tmp/x/live.pcapng",
+            Theme { color: true },
+            false,
+            (200, 10),
+        );
+        let mut live = crate::ui::loader::LiveStatus {
+            interfaces: vec!["lo".into()],
+            filter: crate::live::DEFAULT_FILTER.into(),
+            savefile: Some("signin.pcapng".into()),
+            stats: crate::live::InterfaceStats {
+                received: Some(130),
+                kernel_dropped: Some(0),
+                if_dropped: Some(0),
+                queue_dropped: 3,
+                ..Default::default()
+            },
+            running: true,
+        };
+        app.progress = crate::ui::loader::Progress {
+            packets: 128,
+            live: Some(live.clone()),
+            ..Default::default()
+        };
+        let s = draw(&app, 200, 10);
+        let last = s.lines().last().unwrap();
+        assert!(
+            last.contains(&format!(
+                "● Capturing on lo · filter '{}' · 128 packets · dropped: kernel 0, interface 0, xmppscope 3 · saving to signin.pcapng",
+                crate::live::DEFAULT_FILTER
+            )),
+            "{s}"
+        );
+        assert!(s.lines().next().unwrap().contains("● live lo"), "{s}");
+        assert!(s.contains("waiting for packets on lo"), "{s}");
+        // Narrow: the short form still has all four.
+        let s = draw(&app, 80, 10);
+        let last = s.lines().last().unwrap();
+        assert!(
+            last.contains("● lo · 128 pkts · drops 0/0/3 · 'tcp port 5222 or tcp port 5223 or tcp"),
+            "{s}"
+        );
+        // Drops are shown in the error colour.
+        let mut term = Terminal::new(TestBackend::new(200, 10)).unwrap();
+        term.draw(|f| view(&app, f)).unwrap();
+        let wide = draw(&app, 200, 10);
+        let wide = wide.lines().last().unwrap();
+        let at = wide.find("128").unwrap();
+        let x = u16::try_from(wide[..at].chars().count()).unwrap();
+        let t = Theme { color: true };
+        assert_eq!(term.backend().buffer()[(x, 9)].fg, t.error().fg.unwrap());
+        // Stopped, temporary file, everything captured.
+        live.running = false;
+        live.savefile = None;
+        live.filter = String::new();
+        app.progress.live = Some(live);
+        app.progress.done = true;
+        let s = draw(&app, 200, 10);
+        let last = s.lines().last().unwrap();
+        assert!(
+            last.contains("■ Capture on lo stopped · filter none (everything)"),
+            "{s}"
+        );
+        assert!(last.contains("not saved (-w FILE)"), "{s}");
+        assert!(s.lines().next().unwrap().contains("■ stopped lo"), "{s}");
+        for (w, h) in [(1, 1), (20, 5)] {
+            draw(&app, w, h);
         }
     }
 

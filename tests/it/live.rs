@@ -63,6 +63,15 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Debian's Python has slixmpp (python3-slixmpp).
+fn have_slixmpp() -> bool {
+    Command::new(PYTHON)
+        .args(["-I", "-c", "import slixmpp"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped, so that a
 /// failing assertion never leaves a capture or a server behind.
 struct Guard {
@@ -459,6 +468,30 @@ fn start_prosody_with(tls: bool) -> Prosody {
     }
 }
 
+/// The recording script's sign-in and chat (plaintext), against `prosody`.
+fn plaintext_scenario(prosody: &Prosody) -> Guard {
+    let actions = prosody.dir.path().join("actions.jsonl");
+    Guard::spawn(
+        Command::new(PYTHON)
+            .arg("-I")
+            .arg(util::root().join("scripts/xmpp_scenario.py"))
+            .args(["--host", "127.0.0.1", "--port", &prosody.port.to_string()])
+            .args(["--tls", "none"])
+            .arg("--actions")
+            .arg(&actions)
+            .args([
+                "--alice-password",
+                ALICE_PASSWORD,
+                "--bob-password",
+                BOB_PASSWORD,
+            ])
+            .args(["--timeout", "40"])
+            .env_remove("SSLKEYLOGFILE")
+            .stdin(Stdio::null()),
+        "xmpp_scenario.py",
+    )
+}
+
 /// The Info items of the text lines, in order.
 fn infos(text: &str) -> Vec<String> {
     text.lines()
@@ -499,11 +532,7 @@ fn live_sign_in_is_shown_saved_and_counted() {
             "prosody (Debian package) or setpriv is not installed",
         )
         || !require(
-            Command::new(PYTHON)
-                .args(["-I", "-c", "import slixmpp"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success()),
+            have_slixmpp(),
             name,
             "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
         )
@@ -546,25 +575,7 @@ fn live_sign_in_is_shown_saved_and_counted() {
         ],
     );
 
-    let actions = prosody.dir.path().join("actions.jsonl");
-    let mut scenario = Guard::spawn(
-        Command::new(PYTHON)
-            .arg("-I")
-            .arg(util::root().join("scripts/xmpp_scenario.py"))
-            .args(["--host", "127.0.0.1", "--port", &port, "--tls", "none"])
-            .arg("--actions")
-            .arg(&actions)
-            .args([
-                "--alice-password",
-                ALICE_PASSWORD,
-                "--bob-password",
-                BOB_PASSWORD,
-            ])
-            .args(["--timeout", "40"])
-            .env_remove("SSLKEYLOGFILE")
-            .stdin(Stdio::null()),
-        "xmpp_scenario.py",
-    );
+    let mut scenario = plaintext_scenario(&prosody);
     let st = scenario.wait(Duration::from_secs(60));
     assert!(
         st.success(),
@@ -690,6 +701,148 @@ fn live_sign_in_is_shown_saved_and_counted() {
             "note: tshark not installed; the savefiles were checked with libpcap only"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The same live capture in the TUI (tmux)
+// ---------------------------------------------------------------------------
+
+/// `xmppscope -i lo -w F --tui` in tmux during a real sign-in: the rows
+/// arrive as captured with the table following the tail, the status line
+/// shows interface, filter, packets and drops, search works on the growing
+/// savefile, `q` finishes the savefile (read back with the sign-in in order
+/// and exactly the packets the exit line counts) and restores the terminal.
+/// Then without `-w`: the TUI's temporary file is removed at exit.
+#[test]
+fn live_capture_in_the_tui() {
+    let name = "live_capture_in_the_tui";
+    if !require(is_root(), name, "needs root to capture on lo")
+        || !require(
+            have("prosody") && have("prosodyctl") && have("setpriv") && have("tmux"),
+            name,
+            "prosody (Debian package), setpriv or tmux is not installed",
+        )
+        || !require(
+            have_slixmpp(),
+            name,
+            "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
+        )
+    {
+        return;
+    }
+    let prosody = start_prosody();
+    let port = prosody.port.to_string();
+    let work = tempfile::tempdir().unwrap();
+    let ng = work.path().join("tui.pcapng");
+    let Some(t) = crate::tui::Tmux::start("live", 220, 40) else {
+        return;
+    };
+    t.run(&format!(
+        "--tui -i lo --port {port} -f 'tcp port {port}' -w {}",
+        ng.display()
+    ));
+    let s = t.wait_for("the live TUI", |s| s.contains("waiting for packets on lo"));
+    assert!(s.contains("● live lo"), "{s}");
+    assert!(
+        s.contains(&format!(
+            "● Capturing on lo · filter 'tcp port {port}' · 0 packets · dropped: kernel 0, interface 0, xmppscope 0 · saving to {}",
+            ng.display()
+        )),
+        "{s}"
+    );
+
+    let mut scenario = plaintext_scenario(&prosody);
+    let st = scenario.wait(Duration::from_secs(60));
+    assert!(
+        st.success(),
+        "the scenario failed ({st}):
+{}",
+        t.screen()
+    );
+
+    // The table followed the tail: the last row (the end of the last
+    // stream) is on screen and selected, and the counters moved.
+    let s = t.wait_for("the end of the chat, live", |s| {
+        s.contains("STREAM END") && s.contains("Frame ") && !s.contains(" 0 packets ·")
+    });
+    assert!(s.contains("MESSAGE"), "{s}");
+    assert!(
+        s.contains("dropped: kernel 0, interface 0, xmppscope 0"),
+        "{s}"
+    );
+    // The top of the capture: the sign-in.
+    t.keys(&["g"]);
+    t.wait_for("the first rows", |s| {
+        s.contains("STREAM > localhost") && s.contains("AUTH PLAIN user=alice")
+    });
+    // Search the XML of the savefile being written.
+    t.keys(&["/"]);
+    t.literal("lunch today");
+    t.keys(&["Enter"]);
+    t.wait_for("the message found", |s| {
+        s.contains("<body>Hi Bob! Are you free for lunch today?</body>")
+    });
+
+    // q: the capture stops, the savefile is finished, the terminal is back.
+    t.keys(&["q"]);
+    let s = t.wait_for("the exit", |s| s.contains("EXIT=0"));
+    assert_eq!(
+        t.display("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
+    let (n, dropped) = stats_line(&s);
+    assert_eq!(dropped, 0, "{s}");
+    assert!(n > 50, "only {n} packets:\n{s}");
+    assert_eq!(frames_in(&ng), n, "the savefile holds every packet counted");
+    let out = util::bin()
+        .arg("-r")
+        .arg(&ng)
+        .args(["--port", &port])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_in_order(
+        &String::from_utf8_lossy(&out.stdout),
+        &[
+            "STREAM > localhost",
+            "FEATURES",
+            "AUTH PLAIN user=alice",
+            "SUCCESS",
+            "IQ(set) BIND",
+            "IQ(result) QUERY(jabber:iq:roster)",
+            "PRESENCE",
+            "MESSAGE > bob@localhost [composing]",
+            "MESSAGE > bob@localhost \"Hi Bob!",
+            "STREAM END",
+        ],
+    );
+
+    // Without -w, with -a: the capture stops by itself, the TUI stays
+    // until q, and its temporary file is gone afterwards.
+    let tmp = work.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    t.literal(&format!(
+        "clear; TMPDIR={} '{BIN}' --tui -i lo -f 'tcp port {port}' -a duration:1; echo \"EXIT=$?\"",
+        tmp.display()
+    ));
+    t.keys(&["Enter"]);
+    t.wait_for("the capture stopped", |s| {
+        s.contains("■ Capture on lo stopped") && s.contains("not saved (-w FILE)")
+    });
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "the temporary directory while running"
+    );
+    t.keys(&["q"]);
+    let s = t.wait_for("the second exit", |s| s.contains("EXIT=0"));
+    assert!(s.contains("from a temporary file, now removed"), "{s}");
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the temporary file is removed"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1125,11 +1278,7 @@ fn live_starttls_is_decrypted_as_the_key_log_grows() {
             "prosody, setpriv or openssl is not installed",
         )
         || !require(
-            Command::new(PYTHON)
-                .args(["-I", "-c", "import slixmpp"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success()),
+            have_slixmpp(),
             name,
             "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
         )

@@ -483,3 +483,70 @@ fn capture_started_after_the_handshake() {
     );
     assert!(!items.keys().any(|(f, _)| *f == 0), "{items:?}");
 }
+
+/// Live capture, simulated: the key log is empty while the sign-in's TLS
+/// records pass, and gets the keys later (as a client appends them). The
+/// held records are then decrypted at once, both directions interleaved in
+/// capture order: the XMPP items come out in the same order as with the
+/// keys known from the start, not one direction after the other.
+#[test]
+fn keys_arriving_late_release_held_records_in_capture_order() {
+    use xmppscope::capture::FileSource;
+    use xmppscope::dissect::Dissector;
+    for (pcap, keys, _, _) in TLS_CAPTURES.iter().take(3) {
+        let path = util::root().join(pcap);
+        let full = Arc::new(KeyLog::parse(
+            &std::fs::read_to_string(util::root().join(keys)).unwrap(),
+        ));
+        let items = |late_from: Option<u64>| -> (Vec<String>, u64) {
+            let mut src = FileSource::open(path.to_str().unwrap()).unwrap();
+            let lt = src.linktype();
+            let mut d = Dissector::new(Config {
+                keylog: Some(if late_from.is_some() {
+                    Arc::new(KeyLog::new())
+                } else {
+                    full.clone()
+                }),
+                ..Config::default()
+            });
+            let mut out = Vec::new();
+            let mut released_at = 0;
+            while let Some(f) = src.next_frame().unwrap() {
+                if late_from == Some(f.number) {
+                    d.set_keylog(full.clone());
+                }
+                let mut p = Packet::default();
+                d.dissect(f.number, f.ts, lt, f.data, f.len, &mut p);
+                for e in p.events.iter().filter(|e| e.kind != EventKind::Tls) {
+                    if e.decrypted && released_at == 0 && late_from.is_some() {
+                        released_at = f.number;
+                    }
+                    out.push(format!("{} {}", e.dir.as_str(), e.info));
+                }
+            }
+            (out, released_at)
+        };
+        let (want, _) = items(None);
+        // The keys arrive in the middle of the sign-in, after the first
+        // protected records of both directions (well into the handshake).
+        let first_decrypted = {
+            let run = util::dissect(
+                &path,
+                Config {
+                    keylog: Some(full.clone()),
+                    ..Config::default()
+                },
+            );
+            run.packets
+                .iter()
+                .flat_map(|p| &p.events)
+                .find(|e| e.decrypted && e.kind != EventKind::Tls && e.dir == Dir::ServerToClient)
+                .map(|e| e.frame)
+                .unwrap()
+        };
+        let late = first_decrypted + 6;
+        let (got, released_at) = items(Some(late));
+        assert_eq!(released_at, late, "{pcap}: released when the keys came");
+        assert_eq!(got, want, "{pcap}: order of the XMPP items");
+    }
+}

@@ -12,13 +12,13 @@ const PLAIN: &str = "captures/prosody-plain-signin-chat.pcap";
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A private tmux server with one session running `sh`.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
     /// `None` (skip) when tmux is missing, except under CI.
-    fn start(name: &str, w: u16, h: u16) -> Option<Self> {
+    pub(crate) fn start(name: &str, w: u16, h: u16) -> Option<Self> {
         let have = Command::new("tmux")
             .arg("-V")
             .output()
@@ -72,30 +72,30 @@ impl Tmux {
             .unwrap()
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "e2e"];
         args.extend_from_slice(keys);
         let out = self.tmux(&args);
         assert!(out.status.success(), "send-keys {keys:?}");
     }
 
-    fn literal(&self, text: &str) {
+    pub(crate) fn literal(&self, text: &str) {
         let out = self.tmux(&["send-keys", "-t", "e2e", "-l", text]);
         assert!(out.status.success(), "send-keys -l {text:?}");
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = self.tmux(&["capture-pane", "-p", "-t", "e2e"]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn display(&self, format: &str) -> String {
+    pub(crate) fn display(&self, format: &str) -> String {
         let out = self.tmux(&["display-message", "-p", "-t", "e2e", format]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// Poll the screen until `ok` holds (at most [`WAIT`]); returns it.
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
@@ -112,7 +112,7 @@ impl Tmux {
     }
 
     /// Run the binary with these arguments, then print its exit status.
-    fn run(&self, args: &str) {
+    pub(crate) fn run(&self, args: &str) {
         let bin = env!("CARGO_BIN_EXE_xmppscope");
         self.literal(&format!("'{bin}' {args}; echo \"EXIT=$?\""));
         self.keys(&["Enter"]);
