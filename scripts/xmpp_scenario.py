@@ -6,6 +6,13 @@ asyncio loop) against a local Prosody on 127.0.0.1 and writes one JSON object
 per action to the --actions file.  Meant to be called by scripts/record-captures
 with Debian's /usr/bin/python3 (where python3-slixmpp lives).
 
+With --extras it plays the second scenario instead: alice signs in twice
+(balcony and phone) with message carbons (XEP-0280) enabled, bob asks for a
+delivery receipt (XEP-0184) that alice's client sends, bob corrects his
+message (XEP-0308), alice's phone writes to bob (a carbon to the balcony),
+and alice adds a contact with a name and groups and asks for its
+subscription (roster pushes to both resources, RFC 6121 2.1.6, 3.1.2).
+
 Every wait is bounded; any failure exits non-zero with a message on stderr.
 """
 
@@ -34,6 +41,16 @@ TEXT_ALICE_1 = "Hi Bob! Are you free for lunch today?"
 TEXT_BOB_1 = "Sure, 12:30 at the usual place?"
 TEXT_BOB_2 = "Café « Zoë »: fish & chips <10 € — ça marche? 🍟"
 AWAY_STATUS = "in a meeting"
+
+# The --extras scenario.
+ALICE_RES_2 = "phone"
+DAVE = "dave@localhost"
+TEXT_X_BOB_1 = "Did you get the tickets for Saturday?"
+TEXT_X_BOB_1_FIXED = "Did you get the tickets for Sunday?"
+TEXT_X_ALICE_1 = "Yes, two tickets — row 7 & 8 <front>."
+TEXT_X_BOB_2 = "Great, see you there!"
+DAVE_NAME = "Dave"
+DAVE_GROUPS = ["Climbing", "Friends"]
 
 log = logging.getLogger("xmpp_scenario")
 
@@ -64,10 +81,10 @@ class ActionLog:
 class Client(slixmpp.ClientXMPP):
     """A slixmpp client that never resolves DNS and uses deterministic ids."""
 
-    def __init__(self, jid, password, opts):
+    def __init__(self, jid, password, opts, id_prefix=None):
         super().__init__(jid, password, sasl_mech="PLAIN")
         self.opts = opts
-        self.local = jid.split("@", 1)[0]
+        self.local = id_prefix or jid.split("@", 1)[0]
         self._id_counter = 0
         self.use_aiodns = False
         self.use_ipv6 = False
@@ -188,9 +205,14 @@ class Scenario:
         self.actions = ActionLog(opts.actions)
         self.alice = Client("%s/%s" % (ALICE, ALICE_RES), opts.alice_password, opts)
         self.bob = Client("%s/%s" % (BOB, BOB_RES), opts.bob_password, opts)
+        self.extras = Extras(self) if opts.extras else None
+
+    def clients(self):
+        extra = [self.extras.phone] if self.extras else []
+        return [self.alice, self.bob] + extra
 
     def check(self):
-        for c in (self.alice, self.bob):
+        for c in self.clients():
             if c.failure:
                 raise ScenarioError("%s failed: %s" % (c.boundjid.bare, c.failure))
 
@@ -263,6 +285,8 @@ class Scenario:
         return t
 
     async def run(self):
+        if self.extras:
+            return await self.extras.run()
         a, b = self.alice, self.bob
 
         # --- sign-in ---------------------------------------------------
@@ -321,6 +345,179 @@ class Scenario:
         self.check()
 
 
+class Extras:
+    """The second scenario (--extras): carbons, receipts, corrections and
+    roster pushes, which the first scenario never produces."""
+
+    def __init__(self, sc):
+        self.sc = sc
+        opts = sc.opts
+        # The balcony client keeps the ids alice-N; the phone's are
+        # alice-phone-N so that no two stanzas of one account share an id.
+        self.phone = Client("%s/%s" % (ALICE, ALICE_RES_2), opts.alice_password, opts,
+                            id_prefix="alice-phone")
+        for c in (sc.alice, self.phone, sc.bob):
+            c.register_plugin("xep_0184")   # receipts
+            c.register_plugin("xep_0280")   # carbons
+            c.register_plugin("xep_0308")   # last message correction
+            # Receipts are sent by the scenario (so that they are logged),
+            # never automatically.
+            c["xep_0184"].auto_ack = False
+            c["xep_0184"].auto_request = False
+            c.carbons = asyncio.Queue()
+            c.pushes = asyncio.Queue()
+            c.receipts = asyncio.Queue()
+            c.add_event_handler("carbon_received",
+                                lambda m, c=c: c.carbons.put_nowait(("received", m)))
+            c.add_event_handler("carbon_sent",
+                                lambda m, c=c: c.carbons.put_nowait(("sent", m)))
+            c.add_event_handler("receipt_received", lambda m, c=c: c.receipts.put_nowait(m))
+            c.add_event_handler("roster_update",
+                                lambda iq, c=c: iq["type"] == "set" and c.pushes.put_nowait(iq))
+
+    def log(self, t, c, action, **extra):
+        self.sc.actions.write(t, c.boundjid.bare, action, **extra)
+
+    async def enable_carbons(self, c):
+        t = time.time()
+        await bounded(c["xep_0280"].enable(), "%s to enable carbons" % c.boundjid)
+        self.log(t, c, "enable_carbons", jid=str(c.boundjid))
+
+    def presence(self, c, priority):
+        t = time.time()
+        c.send_presence(ppriority=priority)
+        self.log(t, c, "presence", type="available", priority=priority, jid=str(c.boundjid))
+
+    def send(self, c, to, body, receipt=False, replaces=None):
+        t = time.time()
+        msg = c.make_message(mto=to, mbody=body, mtype="chat")
+        msg["chat_state"] = "active"
+        if receipt:
+            msg["request_receipt"] = True
+        if replaces:
+            msg["replace"]["id"] = replaces
+        msg.send()
+        extra = dict(to=to, body=body, state="active", id=msg["id"], jid=str(c.boundjid),
+                     receipt_request=receipt)
+        if replaces:
+            self.log(t, c, "correct_message", replaces=replaces, **extra)
+        else:
+            self.log(t, c, "send_message", **extra)
+        return msg["id"]
+
+    async def expect_carbon(self, c, direction, msg_id):
+        what = "%s to get a %s carbon of %s" % (c.boundjid, direction, msg_id)
+
+        async def loop():
+            while True:
+                d, m = await c.carbons.get()
+                inner = m["carbon_%s" % direction]
+                if d == direction and inner["id"] == msg_id:
+                    return inner
+
+        inner = await bounded(loop(), what)
+        self.log(time.time(), c, "carbon_seen", direction=direction, id=msg_id,
+                 jid=str(c.boundjid), body=inner["body"] or None)
+
+    async def expect_push(self, c, contact, want):
+        """Wait for a roster push about contact whose item satisfies want."""
+        what = "%s to get a roster push for %s" % (c.boundjid, contact)
+
+        async def loop():
+            while True:
+                iq = await c.pushes.get()
+                items = iq["roster"]["items"]
+                for jid, item in items.items():
+                    if str(jid) == contact and want(item):
+                        return iq, item
+
+        iq, item = await bounded(loop(), what)
+        self.log(time.time(), c, "roster_push_seen", jid=str(c.boundjid), id=iq["id"],
+                 item={"jid": contact, "name": item["name"] or None,
+                       "subscription": item["subscription"] or "none",
+                       "ask": item["ask"] or None,
+                       "groups": sorted(item["groups"] or [])})
+
+    async def run(self):
+        sc = self.sc
+        a, p, b = sc.alice, self.phone, sc.bob
+
+        # --- alice on two resources, both with carbons and the roster --
+        await sc.signin(a)
+        await self.enable_carbons(a)
+        await sc.roster(a)
+        # The balcony has the higher priority: messages to alice's bare
+        # JID go there, the phone gets carbons of them (XEP-0280 6).
+        self.presence(a, 10)
+        await sc.pause()
+        await sc.signin(p)
+        await self.enable_carbons(p)
+        await sc.roster(p)
+        self.presence(p, 5)
+        await sc.pause()
+        await sc.signin(b)
+        await sc.roster(b)
+        self.presence(b, 0)
+        await expect_presence(b, ALICE)
+        await expect_presence(a, BOB)
+        await sc.pause()
+
+        # --- bob asks for a receipt; the balcony receives and acks it --
+        sc.chat_state(b, ALICE, "composing")
+        await expect_message(a, BOB, state="composing")
+        await sc.pause()
+        first = self.send(b, ALICE, TEXT_X_BOB_1, receipt=True)
+        got = await expect_message(a, BOB, body=TEXT_X_BOB_1)
+        await self.expect_carbon(p, "received", first)
+        t = time.time()
+        a["xep_0184"].ack(got)
+        self.log(t, a, "receipt", to=BOB, receipt_for=first, jid=str(a.boundjid))
+        await bounded(b.receipts.get(), "bob to get the receipt")
+        await sc.pause()
+
+        # --- bob corrects it (XEP-0308) ---------------------------------
+        fixed = self.send(b, ALICE, TEXT_X_BOB_1_FIXED, replaces=first)
+        await expect_message(a, BOB, body=TEXT_X_BOB_1_FIXED)
+        await self.expect_carbon(p, "received", fixed)
+        await sc.pause()
+
+        # --- alice answers from the phone: a sent carbon to the balcony -
+        reply = self.send(p, BOB, TEXT_X_ALICE_1)
+        await expect_message(b, ALICE, body=TEXT_X_ALICE_1)
+        await self.expect_carbon(a, "sent", reply)
+        await sc.pause()
+        last = self.send(b, ALICE, TEXT_X_BOB_2, receipt=True)
+        got = await expect_message(a, BOB, body=TEXT_X_BOB_2)
+        await self.expect_carbon(p, "received", last)
+        await sc.pause()
+
+        # --- alice adds dave: roster set, then a subscription request --
+        t = time.time()
+        await bounded(a.update_roster(DAVE, name=DAVE_NAME, groups=DAVE_GROUPS),
+                      "the roster set to be answered")
+        self.log(t, a, "roster_set", jid=str(a.boundjid),
+                 item={"jid": DAVE, "name": DAVE_NAME, "groups": sorted(DAVE_GROUPS)})
+        for c in (a, p):
+            await self.expect_push(c, DAVE, lambda it: it["name"] == DAVE_NAME)
+        await sc.pause()
+        t = time.time()
+        a.send_presence(pto=DAVE, ptype="subscribe")
+        self.log(t, a, "subscribe", to=DAVE, type="subscribe", jid=str(a.boundjid))
+        for c in (a, p):
+            await self.expect_push(c, DAVE, lambda it: it["ask"] == "subscribe")
+        await sc.pause()
+
+        # --- everybody signs off ---------------------------------------
+        for c in (p, a, b):
+            t = time.time()
+            c.send_presence(ptype="unavailable")
+            self.log(t, c, "signout", type="unavailable", jid=str(c.boundjid))
+            await asyncio.sleep(0.1)
+            await bounded(c.disconnect(wait=WAIT), "%s to close its stream" % c.boundjid)
+            await sc.pause()
+        sc.check()
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
@@ -334,6 +531,8 @@ def parse_args(argv):
     p.add_argument("--alice-password", required=True)
     p.add_argument("--bob-password", required=True)
     p.add_argument("--timeout", type=float, default=30.0, help="bound for the whole scenario")
+    p.add_argument("--extras", action="store_true",
+                   help="play the carbons / receipts / correction / roster-push scenario")
     p.add_argument("-v", "--verbose", action="store_true")
     opts = p.parse_args(argv)
     if opts.host not in ("127.0.0.1", "::1"):
@@ -351,7 +550,7 @@ async def amain(opts):
         raise ScenarioError("scenario did not finish within %.0fs" % opts.timeout)
     finally:
         sc.actions.close()
-        for c in (sc.alice, sc.bob):
+        for c in sc.clients():
             if c.transport is not None:
                 c.abort()
 

@@ -22,6 +22,10 @@ Examples:
       only that host's flows; also treat port 7400 as XMPP (like decode-as)
   xmppscope -r captures/prosody-starttls-signin.pcap --keylog captures/prosody-starttls-signin.keys
       decrypt STARTTLS / direct TLS with an NSS key log (SSLKEYLOGFILE is used when no --keylog)
+  xmppscope -r captures/prosody-plain-signin-chat.pcap --jid alice@localhost -w alice.pcapng
+      export alice's flows (every packet: handshake, ACKs, FIN) as pcapng; prints nothing (-P: also the lines)
+  xmppscope -r capture.pcap --host talk.example.com -w talk.pcap
+      export the packets to or from the addresses the capture resolves for that name (classic pcap for .pcap)
   xmppscope -i lo -w signin.pcapng
       live: in a terminal, the TUI fills as packets arrive (status line: interface, filter,
       packets, drops; q stops and finishes the savefile); piped or --no-tui: lines (Ctrl-C stops)
@@ -96,10 +100,18 @@ pub struct Args {
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
     pub buffer_kib: Option<u32>,
 
-    /// Write every captured packet to FILE: pcapng, or classic pcap when the
-    /// name ends in .pcap ('-': standard output, implies -q).
+    /// Write packets to FILE: pcapng, or classic pcap when the name ends in
+    /// .pcap ('-': standard output, implies -q). Live: every captured packet.
+    /// With -r: the packets of the flows --jid selects and the packets to or
+    /// from the --host addresses (every packet without them), original
+    /// timestamps and lengths; nothing is printed then unless -P (as tshark).
     #[arg(short = 'w', value_name = "FILE")]
     pub write_file: Option<String>,
+
+    /// With -r and -w: print the packet lines too (tshark's -P). Live
+    /// captures print them anyway unless -q.
+    #[arg(short = 'P', long = "print")]
+    pub print: bool,
 
     /// After opening the interfaces and the savefile, drop root privileges
     /// to USER (its uid, primary group and supplementary groups).
@@ -262,6 +274,9 @@ pub struct Settings {
     pub jid: Option<String>,
     /// The story views asked for (`--signin`, `--transcript`, …).
     pub views: crate::views::Wanted,
+    /// `-r FILE -w OUT`: the selected packets are written to OUT (`-` is
+    /// standard output). Live captures keep theirs in `live.savefile`.
+    pub export: Option<String>,
 }
 
 impl Args {
@@ -365,12 +380,36 @@ impl Args {
                     .into(),
             );
         }
-        let quiet = self.quiet || to_stdout;
+        if to_stdout && self.print {
+            return Err(
+                "-w - writes the capture to standard output; -P cannot print lines there too"
+                    .into(),
+            );
+        }
+        if to_stdout && views.any() {
+            return Err(
+                "-w - writes the capture to standard output; the views cannot go there too".into(),
+            );
+        }
+        let export = if live.is_none() {
+            self.write_file.clone()
+        } else {
+            None
+        };
+        if let (Some(out), Some(read)) = (&export, &self.read_file) {
+            check_not_input(read, out)?;
+        }
+        // tshark -r IN -w OUT prints nothing unless -P; the views, --stats
+        // and --expert were asked for by name and still print.
+        let quiet = self.quiet || to_stdout || (export.is_some() && !self.print);
         if live.is_some() && (!host_names.is_empty() || self.jid.is_some()) {
             return Err(
                 "--host NAME and --jid are decided in a first pass over a file: use -r FILE (--host ADDR works live)"
                     .into(),
             );
+        }
+        if self.tui && export.is_some() {
+            return Err("-r FILE -w OUT exports without the TUI; drop --tui or -w".into());
         }
         if self.tui
             && live
@@ -390,6 +429,7 @@ impl Args {
             // addresses in its own host filter).
             && host_names.is_empty()
             && self.jid.is_none()
+            && export.is_none()
             && (self.tui
                 || (!self.no_tui
                     && std::io::IsTerminal::is_terminal(&std::io::stdout())
@@ -424,6 +464,7 @@ impl Args {
             resolve_names: !self.no_resolve,
             jid: self.jid,
             views,
+            export,
         })
     }
 
@@ -435,7 +476,6 @@ impl Args {
                 ("-s", self.snaplen.is_some()),
                 ("-p", self.no_promisc),
                 ("-B", self.buffer_kib.is_some()),
-                ("-w", self.write_file.is_some()),
                 ("-Z", self.user.is_some()),
                 ("-a", !self.autostop.is_empty()),
             ];
@@ -473,6 +513,35 @@ impl Args {
             duration,
         }))
     }
+}
+
+/// `-w OUT` must not be the file `-r IN` reads: creating OUT would empty
+/// it before it is read.
+fn check_not_input(read: &str, out: &str) -> Result<(), String> {
+    if read == "-" || out == "-" {
+        return Ok(());
+    }
+    let same = match (std::fs::metadata(read), std::fs::metadata(out)) {
+        (Ok(a), Ok(b)) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                a.dev() == b.dev() && a.ino() == b.ino()
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = (a, b);
+                std::fs::canonicalize(read).ok() == std::fs::canonicalize(out).ok()
+            }
+        }
+        _ => false,
+    };
+    if same {
+        return Err(format!(
+            "-w {out} is the capture -r reads; writing it would destroy it: choose another file"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -159,6 +159,16 @@ pub fn udp_datagram(linktype: i32, frame: &[u8]) -> Option<UdpDatagram<'_>> {
     })
 }
 
+/// The source and destination addresses of a frame's IP header, whatever
+/// it carries (TCP, UDP, ICMP, a fragment): what `ip.addr == X` in a tshark
+/// display filter looks at. `None` for frames that are not IP.
+#[must_use]
+pub fn ip_addresses(linktype: i32, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let ip = ip_bytes(linktype, frame).ok()?;
+    let (slice, _ext_err) = LaxIpSlice::from_slice(ip).ok()?;
+    Some((slice.source_addr(), slice.destination_addr()))
+}
+
 /// The IP packet inside a frame of the given link type.
 fn ip_bytes(linktype: i32, frame: &[u8]) -> Result<&[u8], LinkStop> {
     let malformed = |layer| LinkStop::Malformed { layer, offset: 0 };

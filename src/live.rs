@@ -295,11 +295,17 @@ mod tests {
         assert!(settings(&["-i", "lo", "-w", "-", "--stats"]).is_err());
         // Reading a file has no live part; live flags without -i are refused.
         assert!(settings(&["-r", "x.pcap"]).unwrap().live.is_none());
-        assert!(
-            settings(&["-r", "x.pcap", "-w", "y"])
-                .unwrap_err()
-                .contains("-w is for live")
-        );
+        // -r with -w exports, printing nothing unless -P (like tshark).
+        let s = settings(&["-r", "x.pcap", "-w", "y"]).unwrap();
+        assert!(s.live.is_none() && s.quiet && !s.tui);
+        assert_eq!(s.export.as_deref(), Some("y"));
+        assert!(!settings(&["-r", "x.pcap", "-w", "y", "-P"]).unwrap().quiet);
+        assert!(settings(&["-r", "x.pcap", "-w", "-", "-P"]).is_err());
+        assert!(settings(&["-r", "x.pcap", "-w", "-", "--roster"]).is_err());
+        assert!(settings(&["-r", "x.pcap", "-w", "y", "--tui"]).is_err());
+        assert!(settings(&["-r", "x.pcap", "-f", "tcp"]).is_err());
+        // Live captures keep their savefile in the live options.
+        assert!(settings(&["-i", "lo", "-w", "y"]).unwrap().export.is_none());
         assert!(settings(&[]).is_err());
     }
 

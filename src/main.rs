@@ -42,11 +42,21 @@ fn main() -> ExitCode {
             eprintln!("xmppscope: warning: {msg}");
             ExitCode::from(1)
         }
+        Ok(Outcome::Interrupted { message, signal }) => {
+            eprintln!("xmppscope: {message}");
+            // What a shell reports for a process the signal ended.
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
+        }
         Err(err) => {
             // A closed pipe (`| head`) is not an error.
             if err
                 .chain()
-                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .filter_map(|c| {
+                    c.downcast_ref::<std::io::Error>().or_else(|| {
+                        c.downcast_ref::<xmppscope::live::savefile::SaveError>()
+                            .and_then(xmppscope::live::savefile::SaveError::io_error)
+                    })
+                })
                 .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             {
                 return ExitCode::SUCCESS;

@@ -1,6 +1,7 @@
 //! The headless run: read a capture, dissect, print.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::Ordering;
 
 use crate::capture::{End, FileSource, ReaderMsg, spawn_reader};
 use crate::cli::{Format, Settings};
@@ -21,6 +22,12 @@ pub enum Outcome {
     Complete,
     /// The capture ended inside a record: what came before was processed.
     Truncated(String),
+    /// A signal (SIGINT, SIGTERM, SIGHUP) stopped an export (`-r … -w`)
+    /// part-way; the file written holds what was selected before it.
+    Interrupted {
+        message: String,
+        signal: i32,
+    },
 }
 
 /// The headless printers, shared by the file and the live runs
@@ -77,7 +84,8 @@ impl<W: Write> Printer<W> {
     }
 
     /// Dissect one frame and print what it completes, then what left the
-    /// pipeline with it (evicted or idle flows).
+    /// pipeline with it (evicted or idle flows). Returns whether the frame
+    /// belongs to the `--jid` account's flows (always true without `--jid`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn frame(
         &mut self,
@@ -88,7 +96,7 @@ impl<W: Write> Printer<W> {
         linktype: i32,
         data: &[u8],
         wire_len: u32,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         dissector.dissect(number, ts, linktype, data, wire_len, packet);
         if let Some(names) = &mut self.names
             && packet.flow.is_none()
@@ -97,9 +105,11 @@ impl<W: Write> Printer<W> {
         {
             names.udp(u.sport, u.payload);
         }
-        if let Some(keep) = &self.jid_flows
-            && !packet.flow.is_some_and(|f| keep.contains(&f))
-        {
+        let kept = self
+            .jid_flows
+            .as_ref()
+            .is_none_or(|keep| packet.flow.is_some_and(|f| keep.contains(&f)));
+        if !kept {
             packet.events.clear();
             packet.notes.clear();
             packet.flow = None;
@@ -124,7 +134,7 @@ impl<W: Write> Printer<W> {
             }
             self.flushed(&events, &notes, number)?;
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// The end of the capture (`last` is the last frame's number): what the
@@ -348,6 +358,7 @@ pub fn run_file(mut settings: Settings) -> anyhow::Result<Outcome> {
         && !settings.views.any()
         && settings.host_names.is_empty()
         && settings.jid.is_none()
+        && settings.export.is_none()
     {
         return parallel::run_file_parallel(settings);
     }
@@ -379,6 +390,25 @@ pub fn run_file(mut settings: Settings) -> anyhow::Result<Outcome> {
     }
     let source = FileSource::open(&settings.path)?;
     let linktype = source.linktype();
+    // Created once the input is known to be readable, so that a bad -r
+    // leaves no empty OUT behind.
+    let mut export = match &settings.export {
+        Some(out) => Some(Export::create(
+            out,
+            &settings,
+            linktype,
+            jid_flows.is_some(),
+        )?),
+        None => None,
+    };
+    // Exports need no dissection when nothing is printed and no account
+    // decides which flows go out (a copy, or --host by address).
+    let dissect = export.is_none()
+        || !settings.quiet
+        || settings.stats
+        || settings.expert
+        || settings.views.any()
+        || jid_flows.is_some();
     let mut dissector = Dissector::new(settings.dissector.clone());
     let stdout = io::stdout();
     let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
@@ -389,39 +419,244 @@ pub fn run_file(mut settings: Settings) -> anyhow::Result<Outcome> {
         printer.set_jid_flows(f);
     }
     let path = source.path().to_owned();
+    // An export stops cleanly on Ctrl-C: the file is finished and valid.
+    let signal = match &export {
+        Some(_) => Some(stop_on_signals()?),
+        None => None,
+    };
     let (batches, recycle, reader) = spawn_reader(source, printer.settings().count);
     let mut packet = Packet::default();
     let mut outcome = Outcome::Complete;
     let mut last = 0;
-    for msg in &batches {
+    let mut failure: Option<anyhow::Error> = None;
+    let interrupted = |last: u64| {
+        let sig = signal.as_ref().map_or(0, |s| s.load(Ordering::Relaxed));
+        (sig != 0).then(|| {
+            let signal = i32::try_from(sig).unwrap_or(0);
+            Outcome::Interrupted {
+                message: format!("interrupted by signal {signal} after frame {last} of {path}"),
+                signal,
+            }
+        })
+    };
+    'read: loop {
+        // While exporting, wake up now and then to notice a signal even
+        // when the input (a pipe) is quiet.
+        let msg = if signal.is_some() {
+            match batches.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(m) => m,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(o) = interrupted(last) {
+                        outcome = o;
+                        break;
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match batches.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        };
         match msg {
             ReaderMsg::Batch(batch) => {
                 for frame in batch.iter() {
                     last = frame.number;
-                    printer.frame(
-                        &mut dissector,
-                        &mut packet,
-                        frame.number,
-                        frame.ts,
-                        linktype,
-                        frame.data,
-                        frame.len,
-                    )?;
+                    let kept = if dissect {
+                        match printer.frame(
+                            &mut dissector,
+                            &mut packet,
+                            frame.number,
+                            frame.ts,
+                            linktype,
+                            frame.data,
+                            frame.len,
+                        ) {
+                            Ok(k) => k,
+                            Err(e) => {
+                                failure = Some(e.into());
+                                break 'read;
+                            }
+                        }
+                    } else {
+                        true
+                    };
+                    if let Some(x) = export.as_mut()
+                        && let Err(e) = x.frame(kept, linktype, frame.ts, frame.len, frame.data)
+                    {
+                        failure = Some(e.into());
+                        break 'read;
+                    }
                 }
                 let _ = recycle.send(batch);
+                if let Some(o) = interrupted(last) {
+                    outcome = o;
+                    break;
+                }
             }
             ReaderMsg::End(Ok(End::Complete)) => break,
             ReaderMsg::End(Ok(End::Truncated(m))) => {
                 outcome = truncated(&path, last, &m);
                 break;
             }
-            ReaderMsg::End(Err(e)) => return Err(e.into()),
+            ReaderMsg::End(Err(e)) => {
+                failure = Some(e.into());
+                break;
+            }
         }
     }
     drop(batches);
-    let _ = reader.join();
-    printer.finish(&mut dissector, last)?;
-    Ok(outcome)
+    // A reader blocked on a quiet pipe is left behind when a signal stops
+    // the run (the process ends right after).
+    if !matches!(outcome, Outcome::Interrupted { .. }) {
+        let _ = reader.join();
+    }
+    if failure.is_none()
+        && let Err(e) = printer.finish(&mut dissector, last)
+    {
+        failure = Some(e);
+    }
+    // The export is finished (flushed, whole blocks) whatever happened
+    // before: a read error, a full stdout, a signal.
+    if let Some(x) = export {
+        let written = x.save.written();
+        let out = x.save.path().to_owned();
+        if written == 0 && !x.selection.is_empty() && failure.is_none() {
+            eprintln!(
+                "xmppscope: warning: {} selects no packet of {path}; {out} is a capture with no packets",
+                x.selection
+            );
+        }
+        match x.save.finish(&[]) {
+            Ok(_) => {
+                let holds = format!("{out} holds the {written} packets selected before it");
+                if let Outcome::Interrupted { message, .. } = &mut outcome {
+                    message.push_str(&format!("; {holds}"));
+                }
+                // Flattened into one message: a closed standard output
+                // (`-P | head`) is then an error, not a quiet success, since
+                // the export is incomplete.
+                if let Some(f) = failure.take() {
+                    failure = Some(anyhow::anyhow!("{f:#}; the export stopped: {holds}"));
+                }
+            }
+            Err(e) => {
+                failure.get_or_insert(e.into());
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
+}
+
+/// `-r FILE -w OUT`: which packets go out and the file they go to.
+struct Export {
+    save: crate::live::savefile::Savefile,
+    /// The selection in words (`--jid a@b --host 192.0.2.7`), empty for a copy.
+    selection: String,
+    /// `--host`: a packet goes out when its IP source or destination is one
+    /// of these (like tshark's `ip.addr == X`).
+    hosts: Vec<std::net::IpAddr>,
+    /// `--jid`: a packet goes out when it belongs to one of the account's
+    /// TCP flows (all of its packets: handshake, ACKs, FIN, both ways).
+    by_account: bool,
+}
+
+impl Export {
+    fn create(
+        out: &str,
+        settings: &Settings,
+        linktype: i32,
+        by_account: bool,
+    ) -> anyhow::Result<Self> {
+        use crate::live::savefile::{Format as SaveFormat, Interface, Savefile};
+        let mut selection = Vec::new();
+        if let Some(j) = &settings.jid {
+            selection.push(format!("--jid {j}"));
+        }
+        for h in &settings.dissector.hosts {
+            selection.push(format!("--host {h}"));
+        }
+        let selection = selection.join(" ");
+        let what = if selection.is_empty() {
+            "every packet"
+        } else {
+            selection.as_str()
+        };
+        let input = if settings.path == "-" {
+            "standard input"
+        } else {
+            settings.path.as_str()
+        };
+        let iface = Interface {
+            name: String::new(),
+            description: Some(format!("xmppscope -r {input}: {what}")),
+            linktype,
+            // Records keep the lengths they had; libpcap's largest snapshot
+            // length covers any record it could read.
+            snaplen: crate::live::DEFAULT_SNAPLEN,
+            filter: String::new(),
+        };
+        let save = Savefile::create(out, SaveFormat::for_path(out), vec![iface])?;
+        Ok(Self {
+            save,
+            selection,
+            hosts: settings.dissector.hosts.clone(),
+            by_account,
+        })
+    }
+
+    /// Write the frame if it is selected; `kept` says whether it belongs to
+    /// the `--jid` account's flows.
+    fn frame(
+        &mut self,
+        kept: bool,
+        linktype: i32,
+        ts: Timestamp,
+        wire_len: u32,
+        data: &[u8],
+    ) -> Result<(), crate::live::savefile::SaveError> {
+        if self.by_account && !kept {
+            return Ok(());
+        }
+        if !self.hosts.is_empty()
+            && !crate::link::ip_addresses(linktype, data)
+                .is_some_and(|(s, d)| self.hosts.contains(&s) || self.hosts.contains(&d))
+        {
+            return Ok(());
+        }
+        self.save.write_packet(0, ts, wire_len, data).map(|_| ())
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP set the returned number to the signal; a
+/// second one ends the process at once (status 128 + signal).
+fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let which = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        let install = || -> io::Result<()> {
+            // signal-hook's order: the shutdown checks the flag before the
+            // same signal sets it.
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&seen))?;
+            signal_hook::flag::register(sig, Arc::clone(&seen))?;
+            signal_hook::flag::register_usize(
+                sig,
+                Arc::clone(&which),
+                usize::try_from(sig).unwrap_or(0),
+            )?;
+            Ok(())
+        };
+        install().map_err(|e| anyhow::anyhow!("cannot install the signal handlers: {e}"))?;
+    }
+    Ok(which)
 }
 
 /// `--threads N`: the flows split over N dissectors, one per thread, the

@@ -72,16 +72,30 @@ pub struct InterfaceTotals {
 /// Why the savefile cannot be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
-    #[error("cannot create savefile {path}: {source}")]
-    Create { path: String, source: io::Error },
-    #[error("cannot write savefile {path}: {source}")]
-    Write { path: String, source: io::Error },
+    #[error(
+        "cannot create savefile {path}: {cause} (-w needs a file in an existing directory you can write to)"
+    )]
+    Create { path: String, cause: io::Error },
+    #[error("cannot write savefile {path}: {cause}")]
+    Write { path: String, cause: io::Error },
     #[error(
         "{path}: a classic pcap file holds one link type, but the interfaces have {types}; name the file .pcapng"
     )]
     MixedLinkTypes { path: String, types: String },
     #[error("{path}: the savefile needs at least one interface")]
     NoInterface { path: String },
+}
+
+impl SaveError {
+    /// The I/O error behind a create or write failure (the cause is part
+    /// of the message, not of the error chain, so that it is printed once).
+    #[must_use]
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::Create { cause, .. } | Self::Write { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
 }
 
 // pcapng block types (draft-ietf-opsawg-pcapng §11.1).
@@ -143,9 +157,9 @@ impl Savefile {
             Box::new(io::stdout())
         } else {
             Box::new(
-                File::create(Path::new(path)).map_err(|source| SaveError::Create {
+                File::create(Path::new(path)).map_err(|cause| SaveError::Create {
                     path: display.clone(),
-                    source,
+                    cause,
                 })?,
             )
         };
@@ -249,9 +263,9 @@ impl Savefile {
     /// # Errors
     /// The write fails.
     pub fn flush(&mut self) -> Result<(), SaveError> {
-        self.out.flush().map_err(|source| SaveError::Write {
+        self.out.flush().map_err(|cause| SaveError::Write {
             path: self.path.clone(),
-            source,
+            cause,
         })
     }
 
@@ -310,9 +324,9 @@ impl Savefile {
     fn emit(&mut self) -> Result<(), SaveError> {
         self.out
             .write_all(&self.block)
-            .map_err(|source| SaveError::Write {
+            .map_err(|cause| SaveError::Write {
                 path: self.path.clone(),
-                source,
+                cause,
             })?;
         self.bytes += self.block.len() as u64;
         Ok(())
@@ -356,7 +370,9 @@ fn idb(buf: &mut Vec<u8>, i: &Interface) {
     put16(buf, u16::try_from(i.linktype).unwrap_or(0));
     put16(buf, 0); // reserved
     put32(buf, i.snaplen);
-    put_opt(buf, IF_NAME, i.name.as_bytes());
+    if !i.name.is_empty() {
+        put_opt(buf, IF_NAME, i.name.as_bytes());
+    }
     if let Some(d) = i.description.as_deref().filter(|d| !d.is_empty()) {
         put_opt(buf, IF_DESCRIPTION, d.as_bytes());
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Common, MAX_CONTACTS, MAX_CONVERSATION_ENTRIES, Seen, Style, bare, s};
-use crate::model::{Event, EventKind};
+use crate::model::{Dir, Event, EventKind};
 
 /// One line of a conversation.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +32,10 @@ pub enum Entry {
         /// XEP-0184: time the receipt came back.
         #[serde(skip_serializing_if = "Option::is_none")]
         received: Option<f64>,
+        /// Ids of the corrections applied (XEP-0308): a receipt naming one
+        /// of them is a receipt for this message too.
+        #[serde(skip)]
+        corrections: Vec<String>,
     },
     /// XEP-0085 chat state sent on its own.
     ChatState { t: f64, from: String, state: String },
@@ -117,10 +121,22 @@ impl Chat {
         match s(d, "element") {
             Some("message") => {
                 // XEP-0280: a carbon is the inner message, counted once.
-                let inner = d
-                    .get("carbon")
-                    .and_then(|cb| cb.get("message"))
-                    .unwrap_or(d);
+                let inner = match d.get("carbon") {
+                    Some(cb) => {
+                        // §11: a copy is only genuine when the server sends
+                        // it from the account's own bare JID; anything else
+                        // is a forgery a client must ignore, and so do we.
+                        let own = c.recipient(e, s(d, "to")).map(|j| bare(&j));
+                        if e.dir != Dir::ServerToClient
+                            || own.is_none()
+                            || s(d, "from").map(bare) != own
+                        {
+                            return;
+                        }
+                        cb.get("message").unwrap_or(d)
+                    }
+                    None => d,
+                };
                 self.message(c, e, inner);
             }
             Some("presence") => self.presence(c, e, d),
@@ -160,9 +176,10 @@ impl Chat {
                         id: Some(i),
                         received,
                         from: mf,
+                        corrections,
                         ..
                     } = en
-                        && i == rid
+                        && (i == rid || corrections.iter().any(|c| c == rid))
                         && bare(mf) == tb
                     {
                         received.get_or_insert(t);
@@ -242,15 +259,23 @@ impl Chat {
                         from: mf,
                         body: mb,
                         original,
+                        corrections,
                         ..
                     } = en
-                        && i == rid
+                        // Some clients name the previous correction rather
+                        // than the first message: either finds the entry.
+                        && (i == rid || corrections.iter().any(|c| c == rid))
                         && bare(mf) == fb
                     {
                         if original.is_none() {
                             *original = Some(mb.clone());
                         }
                         *mb = body;
+                        if let Some(cid) = s(d, "id")
+                            && corrections.len() < MAX_CORRECTIONS
+                        {
+                            corrections.push(cid.to_owned());
+                        }
                         return;
                     }
                 }
@@ -265,6 +290,7 @@ impl Chat {
                     body,
                     original: None,
                     received: None,
+                    corrections: Vec::new(),
                 },
             );
         } else if let Some(st) = state {
@@ -509,6 +535,10 @@ impl Chat {
         Ok(())
     }
 }
+
+/// Correction ids remembered per message (for their receipts); a message
+/// corrected more often keeps its text up to date all the same.
+const MAX_CORRECTIONS: usize = 32;
 
 fn push(conv: &mut Conversation, e: Entry) {
     if conv.entries.len() < MAX_CONVERSATION_ENTRIES {

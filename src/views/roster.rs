@@ -27,6 +27,16 @@ pub struct Item {
     /// Google's `gr:t` (`B` blocked, `H` hidden, `P` pinned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub google_t: Option<String>,
+    /// Google's `gr:autohide` (`true`: hidden until the contact writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google_autohide: Option<String>,
+    /// Google's `gr:mc` (how often the account and the contact talk; the
+    /// client sorts by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google_mc: Option<String>,
+    /// Google's `gr:rejected` (the contact's subscription request was refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub google_rejected: Option<String>,
     /// The last subscription presence exchanged (RFC 6121 §3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_subscription: Option<String>,
@@ -81,6 +91,13 @@ impl Roster {
                     // RFC 6121 §2.6.3: an empty result means "unchanged".
                     return;
                 }
+                // §2.1.6: a push is only the server's when it has no `from`
+                // or the account's bare JID; a client ignores any other.
+                if typ == "set"
+                    && s(d, "from").is_some_and(|f| f.contains('/') || bare(f) != account)
+                {
+                    return;
+                }
                 for it in items.into_iter().flatten() {
                     let Some(jid) = s(it, "jid") else { continue };
                     let jid = bare(jid);
@@ -97,6 +114,9 @@ impl Roster {
                     item.subscription = s(it, "subscription").unwrap_or("none").to_owned();
                     item.ask = s(it, "ask").map(str::to_owned);
                     item.google_t = s(it, "gr:t").map(str::to_owned);
+                    item.google_autohide = s(it, "gr:autohide").map(str::to_owned);
+                    item.google_mc = s(it, "gr:mc").map(str::to_owned);
+                    item.google_rejected = s(it, "gr:rejected").map(str::to_owned);
                     item.groups = it
                         .get("groups")
                         .and_then(Value::as_array)
@@ -186,7 +206,7 @@ impl Roster {
             }
             let _ = writeln!(
                 b,
-                "  {:<28} {:<14} {:<16} {:<12} {:<10} {}",
+                "  {:<28} {:<14} {:<16} {:<12} {:<10} {}{}",
                 it.contact,
                 it.name.as_deref().unwrap_or("-"),
                 if it.groups.is_empty() {
@@ -197,8 +217,38 @@ impl Roster {
                 it.subscription,
                 it.ask.as_deref().unwrap_or("-"),
                 it.last_presence.as_deref().unwrap_or("-"),
+                google_suffix(it),
             );
         }
         out.write_all(b.as_bytes())
+    }
+}
+
+/// Google's roster attributes, after the last presence in text output:
+/// `  [gr:t=B blocked, gr:autohide=true, gr:mc=12]`.
+fn google_suffix(it: &Item) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = &it.google_t {
+        let what = match t.as_str() {
+            "B" => " blocked",
+            "H" => " hidden",
+            "P" => " pinned",
+            _ => "",
+        };
+        parts.push(format!("gr:t={t}{what}"));
+    }
+    for (name, v) in [
+        ("gr:autohide", &it.google_autohide),
+        ("gr:mc", &it.google_mc),
+        ("gr:rejected", &it.google_rejected),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{name}={v}"));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  [{}]", parts.join(", "))
     }
 }

@@ -544,7 +544,17 @@ fn iq(el: &Element, ctx: Ctx<'_>, m: &mut Map<String, Value>) {
                 .map(|i| {
                     let mut o = attrs_obj(
                         i,
-                        &["jid", "name", "subscription", "ask", "approved", "gr:t"],
+                        &[
+                            "jid",
+                            "name",
+                            "subscription",
+                            "ask",
+                            "approved",
+                            "gr:t",
+                            "gr:autohide",
+                            "gr:mc",
+                            "gr:rejected",
+                        ],
                     );
                     let groups: Vec<&str> = i
                         .children

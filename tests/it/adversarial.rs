@@ -2,7 +2,7 @@
 //! that try to exhaust memory or time. Each stays within the named limits,
 //! says so with an expert note, and keeps dissecting the other flows.
 
-use etherparse::PacketBuilder;
+use crate::util::tcp_frame;
 use xmppscope::dissect::{Config, Dissector};
 use xmppscope::link::dlt;
 use xmppscope::model::{NoteKind, Packet, Timestamp};
@@ -71,24 +71,6 @@ impl Feed {
     fn has(&self, k: NoteKind) -> bool {
         self.notes.contains(&k)
     }
-}
-
-fn tcp_frame(
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    seq: u32,
-    syn: bool,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])
-        .ipv4(src.0, dst.0, 64)
-        .tcp(src.1, dst.1, seq, 65535);
-    if syn {
-        b = b.syn();
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, payload).unwrap();
-    out
 }
 
 const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);

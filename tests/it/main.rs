@@ -5,6 +5,7 @@
 mod adversarial;
 mod cli;
 mod depth;
+mod export;
 mod fuzzing;
 mod golden;
 mod live;

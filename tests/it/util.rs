@@ -104,3 +104,54 @@ pub fn generate(
         serde_json::from_str(&std::fs::read_to_string(&truth).unwrap()).unwrap();
     (out, t)
 }
+
+/// An Ethernet/IPv4/TCP frame (ACK flag off, window 65535) for hand-built
+/// captures.
+pub fn tcp_frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    seq: u32,
+    syn: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(src.0, dst.0, 64)
+        .tcp(src.1, dst.1, seq, 65535);
+    if syn {
+        b = b.syn();
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+/// An Ethernet/IPv4/UDP frame for hand-built captures.
+pub fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(src, dst, 64)
+        .udp(sport, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+/// A classic pcap (Ethernet, microseconds) of these frames: frame `i` at
+/// 2013-05-15 12:00:00 + `i` s + `step_us` × (`i` mod 1000) µs.
+pub fn classic_pcap(frames: &[Vec<u8>], step_us: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&262_144u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        b.extend_from_slice(&(1_368_619_200u32 + u32::try_from(i).unwrap()).to_le_bytes());
+        b.extend_from_slice(&(step_us * u32::try_from(i % 1000).unwrap()).to_le_bytes());
+        let n = u32::try_from(f.len()).unwrap();
+        b.extend_from_slice(&n.to_le_bytes());
+        b.extend_from_slice(&n.to_le_bytes());
+        b.extend_from_slice(f);
+    }
+    b
+}
