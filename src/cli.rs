@@ -188,7 +188,7 @@ pub struct Args {
     pub show_secrets: bool,
 
     /// Open the interactive TUI on -r FILE or on the live capture of -i (the
-    /// default when standard output is a terminal).
+    /// default when standard output is a terminal, except with --host NAME or --jid).
     #[arg(long, conflicts_with = "no_tui")]
     pub tui: bool,
 
@@ -425,13 +425,13 @@ impl Args {
         // terminal and no printing flag was given (termshark's habit), for
         // a file and for a live capture alike.
         let tui = !views.any()
-            // The name and account filters run headless (the TUI takes
-            // addresses in its own host filter).
-            && host_names.is_empty()
-            && self.jid.is_none()
             && export.is_none()
             && (self.tui
+                // By default the name and account filters run headless;
+                // `--tui` takes them too (decided in a first pass).
                 || (!self.no_tui
+                    && host_names.is_empty()
+                    && self.jid.is_none()
                     && std::io::IsTerminal::is_terminal(&std::io::stdout())
                     && self.format == Format::Text
                     && !quiet

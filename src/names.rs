@@ -191,6 +191,56 @@ impl Names {
         out
     }
 
+    /// Nothing learnt at all.
+    #[must_use]
+    pub fn is_blank(&self) -> bool {
+        self.display.is_empty() && self.addrs.is_empty() && self.links.is_empty()
+    }
+
+    /// Take in what `other` learnt (later: the TUI's loader ships what
+    /// each batch taught). The same bounds and precedence as learning it
+    /// here.
+    pub fn merge(&mut self, other: Names) {
+        for (from, tos) in other.links {
+            for to in tos {
+                self.link(&from, &to);
+            }
+        }
+        for (name, addrs) in other.addrs {
+            if self.addrs.len() < MAX_NAMES || self.addrs.contains_key(&name) {
+                self.addrs.entry(name).or_default().extend(addrs);
+            }
+        }
+        for (addr, (name, src)) in other.display {
+            match self.display.get(&addr) {
+                Some((_, s)) if *s >= src => {}
+                _ if self.display.len() < MAX_ADDRS || self.display.contains_key(&addr) => {
+                    self.display.insert(addr, (name, src));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Up to `max` of the names the capture resolves, sorted, and whether
+    /// there are more (cheaper than [`Self::known`] on a large capture).
+    #[must_use]
+    pub fn known_some(&self, max: usize) -> (Vec<String>, bool) {
+        let mut v: Vec<String> = self.addrs.keys().take(max + 1).cloned().collect();
+        v.extend(
+            self.links
+                .keys()
+                .filter(|n| !self.addrs.contains_key(*n) && !self.resolve(n).is_empty())
+                .take(max + 1)
+                .cloned(),
+        );
+        v.sort();
+        v.dedup();
+        let more = v.len() > max;
+        v.truncate(max);
+        (v, more)
+    }
+
     /// Every name the capture resolves to at least one address, sorted.
     #[must_use]
     pub fn known(&self) -> Vec<String> {
@@ -225,6 +275,31 @@ mod tests {
         n.add("localhost", a, Source::Stream);
         assert_eq!(n.name_of(&a), Some("talk.l.google.com"));
         assert!(n.known().contains(&"gmail.com".to_owned()));
+    }
+
+    #[test]
+    fn merge_and_known_some() {
+        let a: IpAddr = "1.2.3.4".parse().unwrap();
+        let b: IpAddr = "5.6.7.8".parse().unwrap();
+        let mut first = Names::default();
+        first.link("gmail.com", "talk.google.com");
+        let mut second = Names::default();
+        second.add("talk.google.com", a, Source::Dns);
+        second.add("localhost", b, Source::Stream);
+        let mut all = Names::default();
+        assert!(all.is_blank());
+        all.merge(first);
+        assert!(all.resolve("gmail.com").is_empty());
+        all.merge(second);
+        assert!(!all.is_blank());
+        assert!(all.resolve("gmail.com").contains(&a));
+        assert_eq!(all.name_of(&b), Some("localhost"));
+        let (names, more) = all.known_some(2);
+        assert_eq!(names, ["gmail.com", "localhost"]);
+        assert!(more);
+        let (names, more) = all.known_some(10);
+        assert_eq!(names, all.known());
+        assert!(!more);
     }
 
     #[test]

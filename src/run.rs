@@ -362,32 +362,7 @@ pub fn run_file(mut settings: Settings) -> anyhow::Result<Outcome> {
     {
         return parallel::run_file_parallel(settings);
     }
-    let mut learnt = None;
-    if !settings.host_names.is_empty() {
-        let (names, _) = prepass(&settings, None)?;
-        for h in &settings.host_names {
-            let addrs = names.resolve(h);
-            if addrs.is_empty() {
-                let known = names.known();
-                anyhow::bail!(
-                    "--host {h}: the capture does not resolve this name (no DNS answer, TLS SNI or stream domain names it); {}",
-                    if known.is_empty() {
-                        "it resolves no names at all".to_owned()
-                    } else {
-                        format!("names it resolves: {}", known.join(", "))
-                    }
-                );
-            }
-            settings.dissector.hosts.extend(addrs);
-        }
-        learnt = Some(names);
-    }
-    let mut jid_flows = None;
-    if let Some(jid) = settings.jid.clone() {
-        let (names, flows) = prepass(&settings, Some(&jid))?;
-        learnt.get_or_insert(names);
-        jid_flows = flows;
-    }
+    let (learnt, jid_flows) = first_pass(&mut settings)?;
     let source = FileSource::open(&settings.path)?;
     let linktype = source.linktype();
     // Created once the input is known to be readable, so that a bad -r
@@ -929,6 +904,47 @@ mod parallel {
 /// A first pass over the file: the names it resolves (DNS answers, SNI,
 /// stream domains) and, with `jid`, the flows of that account. The same
 /// dissector settings as the real pass, so flow numbers agree.
+/// `--host NAME` and `--jid`, decided in first passes over the file:
+/// the names' addresses join `settings.dissector.hosts`; returns the names
+/// learnt and the account's flows. Shared by the headless run and the TUI.
+///
+/// # Errors
+/// The file cannot be read, or a name is not resolved by the capture.
+pub(crate) fn first_pass(
+    settings: &mut Settings,
+) -> anyhow::Result<(
+    Option<crate::names::Names>,
+    Option<std::collections::HashSet<u32>>,
+)> {
+    let mut learnt = None;
+    if !settings.host_names.is_empty() {
+        let (names, _) = prepass(settings, None)?;
+        for h in &settings.host_names {
+            let addrs = names.resolve(h);
+            if addrs.is_empty() {
+                let known = names.known();
+                anyhow::bail!(
+                    "--host {h}: the capture does not resolve this name (no DNS answer, TLS SNI or stream domain names it); {}",
+                    if known.is_empty() {
+                        "it resolves no names at all".to_owned()
+                    } else {
+                        format!("names it resolves: {}", known.join(", "))
+                    }
+                );
+            }
+            settings.dissector.hosts.extend(addrs);
+        }
+        learnt = Some(names);
+    }
+    let mut jid_flows = None;
+    if let Some(jid) = settings.jid.clone() {
+        let (names, flows) = prepass(settings, Some(&jid))?;
+        learnt.get_or_insert(names);
+        jid_flows = flows;
+    }
+    Ok((learnt, jid_flows))
+}
+
 fn prepass(
     settings: &Settings,
     jid: Option<&str>,

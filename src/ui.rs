@@ -6,7 +6,8 @@
 //!  loader thread ──Loaded batches──┐
 //!  input thread ───Key/Mouse/Resize┤
 //!  decoder thread ─Detail/Transcript┼─▶ one channel ─▶ App::update ─▶ view()
-//!  search thread ──SearchHits──────┘                      │
+//!  search thread ──SearchHits──────┤                      │
+//!  story thread ───Story───────────┘                      │
 //!                ◀───────────── Commands ─────────────────┘
 //! ```
 //!
@@ -22,6 +23,7 @@ pub mod index;
 pub mod layout;
 pub mod loader;
 pub mod pcapidx;
+pub mod story;
 pub mod theme;
 pub mod view;
 pub mod xml;
@@ -160,7 +162,7 @@ fn spawn_decoder(decoder: Decoder, rx: Receiver<Command>, tx: Sender<AppEvent>) 
                     match c {
                         Command::Detail(r) => detail = Some(r),
                         Command::Follow(r) => follow = Some(r),
-                        Command::Search { .. } | Command::Suspend => {}
+                        Command::Search { .. } | Command::Suspend | Command::Story { .. } => {}
                     }
                 }
                 if let Some(r) = detail
@@ -176,6 +178,42 @@ fn spawn_decoder(decoder: Decoder, rx: Receiver<Command>, tx: Sender<AppEvent>) 
                 }
             }
         });
+}
+
+/// `--host NAME` and `--jid` (with `--tui`): decided in a first pass over
+/// the file, as headless ([`crate::run::first_pass`]); the names'
+/// addresses join the dissector's hosts. Returns `--jid`'s flows.
+fn names_and_account(
+    settings: &mut Settings,
+) -> anyhow::Result<Option<std::collections::HashSet<u32>>> {
+    if settings.host_names.is_empty() && settings.jid.is_none() {
+        return Ok(None);
+    }
+    eprintln!(
+        "xmppscope: reading {} once for --host NAME / --jid…",
+        settings.path
+    );
+    Ok(crate::run::first_pass(settings)?.1)
+}
+
+/// `--jid`: the table shows the account's flows (a filter the user can
+/// clear) and the story views keep to the account.
+fn start_with_jid(app: &mut App, jid: Option<&str>, flows: Option<std::collections::HashSet<u32>>) {
+    let Some(jid) = jid else { return };
+    let flows = flows.unwrap_or_default();
+    app.story.jid = Some(jid.to_owned());
+    let mut v: Vec<u32> = flows.into_iter().collect();
+    v.sort_unstable();
+    let ids: Vec<String> = v.iter().map(ToString::to_string).collect();
+    if ids.is_empty() {
+        app.status = Some(format!(
+            "--jid {jid}: no flow of this account in the capture"
+        ));
+        return;
+    }
+    if app.apply_filter(&format!("flow {}", ids.join(","))).is_ok() {
+        app.status = Some(format!("--jid {jid}: its flows only; Esc shows all"));
+    }
 }
 
 /// A live capture feeding the TUI: the loader thread that owns it, and the
@@ -281,7 +319,9 @@ fn start_live(
 ///
 /// # Errors
 /// The capture cannot be opened, or the terminal cannot be used.
-pub fn run_tui(settings: Settings) -> anyhow::Result<Outcome> {
+pub fn run_tui(mut settings: Settings) -> anyhow::Result<Outcome> {
+    // (--host NAME and --jid are refused with -i by the flags.)
+    let jid_flows = names_and_account(&mut settings)?;
     let cfg = settings.dissector.clone();
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -314,7 +354,9 @@ pub fn run_tui(settings: Settings) -> anyhow::Result<Outcome> {
             (path, linktype, None)
         }
     };
-    let result = run_screen(&settings, &path, linktype, &cfg, tx, &rx, &cancel);
+    let result = run_screen(
+        &settings, jid_flows, &path, linktype, &cfg, tx, &rx, &cancel,
+    );
     cancel.store(true, Ordering::SeqCst);
     let Some(live) = live else {
         return result;
@@ -349,8 +391,10 @@ pub fn run_tui(settings: Settings) -> anyhow::Result<Outcome> {
 }
 
 /// The screen's loop: draw, take events, run the app's commands.
+#[allow(clippy::too_many_arguments)]
 fn run_screen(
     settings: &Settings,
+    jid_flows: Option<std::collections::HashSet<u32>>,
     path: &str,
     linktype: i32,
     cfg: &Config,
@@ -370,6 +414,7 @@ fn run_screen(
         let _ = signal_hook::flag::register(sig, terminate.clone());
     }
     let search_gen = Arc::new(AtomicU64::new(0));
+    let story_gen = Arc::new(AtomicU64::new(0));
 
     let mut guard = TermGuard::enter()?;
     let size = guard.term.size().unwrap_or_default();
@@ -379,6 +424,7 @@ fn run_screen(
         cfg.show_secrets,
         (size.width, size.height),
     );
+    start_with_jid(&mut app, settings.jid.as_deref(), jid_flows);
     spawn_input(tx.clone());
     let result = (|| -> anyhow::Result<()> {
         loop {
@@ -419,6 +465,22 @@ fn run_screen(
                             });
                         });
                     }
+                    Command::Story { generation, jid } => {
+                        // Read the file again (it may have grown: a live
+                        // savefile); a newer request cancels this one.
+                        story_gen.store(generation, Ordering::SeqCst);
+                        let (tx, path, cfg, current) =
+                            (tx.clone(), path.clone(), cfg.clone(), story_gen.clone());
+                        let count = settings.count;
+                        let _ = thread::Builder::new().name("story".into()).spawn(move || {
+                            let go_on = || current.load(Ordering::SeqCst) == generation;
+                            let data = story::compute(&path, &cfg, count, jid.as_deref(), &go_on);
+                            if go_on() {
+                                let r = story::StoryResult::new(generation, data);
+                                let _ = tx.send(AppEvent::Story(Box::new(r)));
+                            }
+                        });
+                    }
                     Command::Suspend => {
                         guard.suspend()?;
                         let s = guard.term.size().unwrap_or_default();
@@ -436,6 +498,7 @@ fn run_screen(
     })();
     cancel.store(true, Ordering::SeqCst);
     search_gen.store(u64::MAX, Ordering::SeqCst);
+    story_gen.store(u64::MAX, Ordering::SeqCst);
     drop(guard);
     result?;
     match &app.progress.problem {

@@ -17,6 +17,7 @@ use super::filter::{self, Filter};
 use super::index::{Index, NONE, Row};
 use super::layout::{self, Areas};
 use super::loader::{Loaded, Progress};
+use super::story::{self, StoryResult, StoryState};
 use super::theme::Theme;
 use crate::model::Timestamp;
 
@@ -30,6 +31,8 @@ pub enum AppEvent {
     Detail(Arc<Detail>),
     Transcript(Box<Transcript>),
     Search(SearchHits),
+    /// The story views' data, read again from the capture.
+    Story(Box<StoryResult>),
 }
 
 /// Work for the background threads.
@@ -43,6 +46,11 @@ pub enum Command {
     },
     /// Ctrl-Z: give the terminal back and stop.
     Suspend,
+    /// Compute the story views from the capture file (`jid`: one account).
+    Story {
+        generation: u64,
+        jid: Option<String>,
+    },
 }
 
 /// The three panes of the packets screen.
@@ -72,6 +80,8 @@ pub enum Screen {
     Packets,
     Follow,
     Flows,
+    /// A story view: sign-in, transcript, presence timeline, roster.
+    Story(story::Kind),
 }
 
 /// A line being typed at the bottom.
@@ -149,6 +159,8 @@ pub struct App {
     pub bytes_scroll: usize,
     pub follow: Option<Follow>,
     pub flows: FlowsView,
+    /// The story views (`S`, `T`, `P`, `R`).
+    pub story: StoryState,
     /// Terminal size.
     pub size: (u16, u16),
     /// A message for the status line (until the next key).
@@ -156,6 +168,7 @@ pub struct App {
     pub quit: bool,
     commands: Vec<Command>,
     search_gen: u64,
+    story_gen: u64,
 }
 
 const MIN_WEIGHT: u16 = 1;
@@ -190,11 +203,13 @@ impl App {
             bytes_scroll: 0,
             follow: None,
             flows: FlowsView::default(),
+            story: StoryState::default(),
             size,
             status: None,
             quit: false,
             commands: Vec::new(),
             search_gen: 0,
+            story_gen: 0,
         }
     }
 
@@ -415,6 +430,7 @@ impl App {
                 }
             }
             AppEvent::Search(h) => self.search_hits(h),
+            AppEvent::Story(r) => self.story_result(*r),
         }
     }
 
@@ -426,7 +442,17 @@ impl App {
         let rebuild = !l.batch.row_updates.is_empty()
             || (l.progress.done && self.filter.as_ref().is_some_and(Filter::uses_flows));
         let first = self.index.len();
+        let new_names = l.batch.names.is_some();
         self.index.apply(l.batch);
+        // `host NAME`: the name may stand for more addresses now.
+        let mut rebuild = rebuild;
+        if new_names
+            && let Some(f) = self.filter.as_ref().filter(|f| f.names)
+            && let Ok(Some(again)) = filter::parse_with(&f.text, &self.index.names)
+        {
+            self.filter = Some(again);
+            rebuild = true;
+        }
         self.progress = l.progress;
         if rebuild {
             self.rebuild_view();
@@ -444,6 +470,14 @@ impl App {
             self.select(self.view.len() - 1);
         } else if !had_rows && !self.view.is_empty() {
             self.select(0);
+        }
+        // A story view opened while loading: read again once it is done.
+        if self.progress.done
+            && matches!(self.screen, Screen::Story(_))
+            && self.story.computing.is_none()
+            && self.story.stale(self.index.len(), true)
+        {
+            self.request_story();
         }
         if self.progress.done {
             self.index.shrink();
@@ -586,7 +620,7 @@ impl App {
 
     /// Apply the filter bar's text; an error keeps the bar open.
     pub fn apply_filter(&mut self, text: &str) -> Result<(), String> {
-        let f = filter::parse(text)?;
+        let f = filter::parse_with(text, &self.index.names)?;
         self.filter = f;
         self.rebuild_view();
         Ok(())
@@ -697,7 +731,8 @@ impl App {
             return;
         }
         match (k.code, ctrl) {
-            (KeyCode::Char('q'), false) => {
+            // In a story view `q` goes back to the table.
+            (KeyCode::Char('q'), false) if !matches!(self.screen, Screen::Story(_)) => {
                 self.quit = true;
                 return;
             }
@@ -728,6 +763,7 @@ impl App {
             Screen::Packets => self.packets_key(k, ctrl),
             Screen::Follow => self.follow_key(k, ctrl),
             Screen::Flows => self.flows_key(k, ctrl),
+            Screen::Story(kind) => self.story_key(kind, k, ctrl),
         }
     }
 
@@ -787,6 +823,11 @@ impl App {
             }
             (KeyCode::Char('F'), false) => self.start_follow(),
             (KeyCode::Char('c'), false) => self.open_flows(),
+            (KeyCode::Char(c @ ('S' | 'T' | 'P' | 'R')), false) => {
+                if let Some(kind) = story::Kind::from_key(c) {
+                    self.open_story(kind);
+                }
+            }
             (KeyCode::Esc, _) => {
                 let had = self.filter.is_some() || self.search.is_some() || self.zoom;
                 self.search = None;
@@ -1030,6 +1071,33 @@ impl App {
                     }
                 }
             }
+            Screen::Story(kind) => {
+                let body = self.story_rows_area();
+                let page = usize::from(body.height).max(1);
+                let len = self.story.rows(kind).len();
+                let Some((sel, top)) = self.story.cursor.get_mut(kind.index()) else {
+                    return;
+                };
+                if len == 0 {
+                    return;
+                }
+                if let Some(down) = down {
+                    *sel = if down {
+                        (*sel + 3).min(len - 1)
+                    } else {
+                        sel.saturating_sub(3)
+                    };
+                    keep_visible(top, *sel, page);
+                } else if let MouseEventKind::Down(MouseButton::Left) = m.kind
+                    && body.contains(at)
+                {
+                    let pos =
+                        story::first_drawn(*sel, *top, page, len) + usize::from(m.row - body.y);
+                    if pos < len {
+                        *sel = pos;
+                    }
+                }
+            }
             Screen::Follow | Screen::Flows => {
                 let body = layout::list_body(a.main);
                 let page = usize::from(body.height).max(1);
@@ -1066,6 +1134,123 @@ impl App {
                 }
             }
         }
+    }
+}
+
+impl App {
+    /// `S` `T` `P` `R`: open a story view, reading the capture again when
+    /// what is shown is older than what is loaded.
+    pub fn open_story(&mut self, kind: story::Kind) {
+        if self.path == "-" {
+            self.status = Some(
+                "standard input cannot be read again: the story views need a capture file (-r FILE)"
+                    .into(),
+            );
+            return;
+        }
+        self.screen = Screen::Story(kind);
+        if self.story.computing.is_none() && self.story.stale(self.index.len(), self.progress.done)
+        {
+            self.request_story();
+        }
+    }
+
+    /// Ask the background for the story views (again).
+    pub fn request_story(&mut self) {
+        if self.path == "-" {
+            self.status = Some(
+                "standard input cannot be read again: the story views need a capture file (-r FILE)"
+                    .into(),
+            );
+            return;
+        }
+        self.story_gen += 1;
+        self.story.computing = Some(self.story_gen);
+        self.story.pending_at = (self.index.len(), self.progress.done);
+        self.commands.push(Command::Story {
+            generation: self.story_gen,
+            jid: self.story.jid.clone(),
+        });
+    }
+
+    fn story_result(&mut self, r: StoryResult) {
+        if self.story.computing != Some(r.generation) {
+            return;
+        }
+        self.story.computing = None;
+        self.story.asked_at = self.story.pending_at;
+        // Keep each view's cursor where it was, within the new rows.
+        for k in story::Kind::ALL {
+            let len = r.items.get(k.index()).map_or(0, Vec::len);
+            if let Some((sel, top)) = self.story.cursor.get_mut(k.index()) {
+                *sel = (*sel).min(len.saturating_sub(1));
+                *top = (*top).min(*sel);
+            }
+        }
+        self.story.result = Some(r);
+    }
+
+    fn story_key(&mut self, kind: story::Kind, k: KeyEvent, ctrl: bool) {
+        let len = self.story.rows(kind).len();
+        match (k.code, ctrl) {
+            (KeyCode::Esc | KeyCode::Char('q'), _) => self.screen = Screen::Packets,
+            (KeyCode::Char(c @ ('S' | 'T' | 'P' | 'R')), false) => match story::Kind::from_key(c) {
+                Some(other) if other != kind => self.open_story(other),
+                _ => self.screen = Screen::Packets,
+            },
+            (KeyCode::Char('r'), false) => {
+                self.request_story();
+                self.status = Some("reading the capture again…".into());
+            }
+            (KeyCode::Enter, _) => {
+                let (sel, _) = self
+                    .story
+                    .cursor
+                    .get(kind.index())
+                    .copied()
+                    .unwrap_or_default();
+                let frame = self.story.rows(kind).get(sel).and_then(|it| it.frame);
+                match frame.and_then(|f| u32::try_from(f.saturating_sub(1)).ok()) {
+                    Some(row) if self.index.row(row).is_some() => {
+                        self.screen = Screen::Packets;
+                        self.goto_row(row);
+                    }
+                    Some(_) => {
+                        self.status = Some("that packet is not loaded yet".into());
+                    }
+                    None => self.status = Some("no packet for this row".into()),
+                }
+            }
+            _ => {
+                let (cur, _) = self
+                    .story
+                    .cursor
+                    .get(kind.index())
+                    .copied()
+                    .unwrap_or_default();
+                if let Some(pos) = self.motion(k, ctrl, cur, len) {
+                    let page = self.story_page();
+                    if let Some((sel, top)) = self.story.cursor.get_mut(kind.index()) {
+                        *sel = pos;
+                        keep_visible(top, pos, page);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows a story view shows at once (as its widget lays them out).
+    fn story_page(&self) -> usize {
+        usize::from(self.story_rows_area().height).max(1)
+    }
+
+    fn story_rows_area(&self) -> Rect {
+        let problem = self
+            .story
+            .result
+            .as_ref()
+            .is_some_and(|r| r.data.problem.is_some());
+        story::regions(self.areas().main, problem).rows
     }
 }
 
@@ -1167,6 +1352,15 @@ pub(crate) mod tests {
                             }
                         }
                         Command::Suspend => {}
+                        Command::Story { generation, jid } => {
+                            let data =
+                                story::compute(self.path, &self.cfg, None, jid.as_deref(), &|| {
+                                    true
+                                });
+                            self.app.update(AppEvent::Story(Box::new(StoryResult::new(
+                                generation, data,
+                            ))));
+                        }
                     }
                 }
             }
@@ -1425,6 +1619,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn host_filter_takes_names_from_the_capture() {
+        let mut h = Harness::new((100, 30));
+        let all = h.app.view.len();
+        // The stream header's `to` names the server: localhost.
+        h.key(KeyCode::Char('f'));
+        h.typ("host localhost");
+        h.key(KeyCode::Enter);
+        assert_eq!(h.app.input, Input::None);
+        assert_eq!(h.app.view.len(), all);
+        h.key(KeyCode::Char('f'));
+        h.key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL);
+        h.typ("host nowhere.example");
+        h.key(KeyCode::Enter);
+        assert!(matches!(h.app.input, Input::Filter(_)));
+        let st = h.app.status.clone().unwrap();
+        assert!(st.contains("known: localhost"), "{st}");
+        h.key(KeyCode::Esc);
+        h.key(KeyCode::Char('f'));
+        h.key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL);
+        h.typ("not host localhost");
+        h.key(KeyCode::Enter);
+        assert!(h.app.view.is_empty());
+    }
+
+    #[test]
     fn host_filter_and_flows() {
         let mut h = Harness::new((100, 30));
         let all = h.app.view.len();
@@ -1488,6 +1707,153 @@ pub(crate) mod tests {
         h.key(KeyCode::Char('F'));
         h.key(KeyCode::Esc);
         assert_eq!(h.app.screen, Screen::Packets);
+    }
+
+    /// A classic pcap of Ethernet frames, one second apart.
+    pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&262_144u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        for (i, f) in frames.iter().enumerate() {
+            b.extend_from_slice(&(1_700_000_000u32 + u32::try_from(i).unwrap()).to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+            let n = u32::try_from(f.len()).unwrap();
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(f);
+        }
+        std::fs::write(path, b).unwrap();
+    }
+
+    pub fn tcp_frame(
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src.0, dst.0, 64)
+            .tcp(src.1, dst.1, seq, 65535);
+        if syn {
+            b = b.syn();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    /// Someone typing XML into telnet: one byte per TCP segment, CRLF
+    /// between elements, extra blank lines; the server answers normally.
+    /// Follow shows one line per element, as for a client.
+    #[test]
+    fn follow_a_hand_typed_session_reads_per_element() {
+        let typed: &[&[u8]] = &[
+            b"<?xml version='1.0'?>\r\n",
+            b"<stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\r\n",
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>\r\n\r\n",
+            b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>telnet</resource></bind></iq>\r\n",
+            b" \r\n<presence/>\r\n",
+            b"<message to='bob@localhost' type='chat'><body>typed &amp; sent by hand</body></message>\r\n",
+            b"</stream:stream>\r\n",
+        ];
+        let answers: [&[u8]; 4] = [
+            b"<?xml version='1.0'?><stream:stream from='localhost' id='s1' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'><stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>",
+            b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+            b"<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@localhost/telnet</jid></bind></iq>",
+            b"</stream:stream>",
+        ];
+        let c = ([10, 0, 0, 9], 41000);
+        let sv = ([10, 0, 0, 10], 5222);
+        let mut frames = vec![
+            tcp_frame(c, sv, 0, true, b""),
+            tcp_frame(sv, c, 0, true, b""),
+        ];
+        let (mut cseq, mut sseq) = (1u32, 1u32);
+        let mut answer = |frames: &mut Vec<Vec<u8>>, i: usize| {
+            let a = answers[i];
+            frames.push(tcp_frame(sv, c, sseq, false, a));
+            sseq += u32::try_from(a.len()).unwrap();
+        };
+        for (i, element) in typed.iter().enumerate() {
+            for b in element.chunks(1) {
+                frames.push(tcp_frame(c, sv, cseq, false, b));
+                cseq += 1;
+            }
+            match i {
+                1 => answer(&mut frames, 0),
+                2 => answer(&mut frames, 1),
+                3 => answer(&mut frames, 2),
+                6 => answer(&mut frames, 3),
+                _ => {}
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("telnet.pcap");
+        write_pcap(&path, &frames);
+        let path: &'static str = Box::leak(path.to_str().unwrap().to_owned().into_boxed_str());
+        let mut h = Harness::open(path, (120, 40), Theme { color: false });
+        assert!(h.app.index.len() > 400, "one frame per typed byte");
+        h.key(KeyCode::Char('F'));
+        let f = h.app.follow.as_ref().unwrap();
+        let t = f.transcript.as_ref().unwrap();
+        let texts: Vec<String> = t
+            .lines
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    if l.dir == crate::model::Dir::ClientToServer {
+                        "C"
+                    } else {
+                        "S"
+                    },
+                    l.text
+                )
+            })
+            .collect();
+        let client: Vec<&String> = texts.iter().filter(|l| l.starts_with("C ")).collect();
+        // One line per typed element: no line per byte, no blank lines.
+        assert_eq!(client.len(), 6, "{texts:#?}");
+        assert!(client[0].contains("STREAM > localhost"), "{texts:#?}");
+        assert!(client[1].contains("AUTH PLAIN"), "{texts:#?}");
+        assert!(
+            client[2].contains("BIND") || client[2].contains("IQ"),
+            "{texts:#?}"
+        );
+        assert!(client[3].contains("PRESENCE"), "{texts:#?}");
+        assert!(
+            client[4].contains("MESSAGE > bob@localhost: typed & sent by hand"),
+            "{texts:#?}"
+        );
+        assert!(client[5].contains("STREAM END"), "{texts:#?}");
+        assert!(
+            texts
+                .iter()
+                .all(|l| !l.trim_end().ends_with(" C") && l.len() > 3)
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|l| l.starts_with("S ") && l.contains("SUCCESS")),
+            "{texts:#?}"
+        );
+        // The element's line leads to the frame of its last byte.
+        let msg = t
+            .lines
+            .iter()
+            .find(|l| l.text.contains("typed & sent"))
+            .unwrap();
+        assert!(
+            h.app.index.info(msg.row).contains("MESSAGE"),
+            "{}",
+            h.app.index.info(msg.row)
+        );
+        drop(dir);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! | term | keeps packets … |
 //! |------|-----------------|
 //! | `host ADDR` | from or to this address (both directions, all its flows) |
+//! | `host NAME` | from or to an address the capture names so (DNS answers, TLS SNI, stream domains) |
 //! | `port N` | of flows with this TCP port on either side |
 //! | `jid X` | of flows where this JID was seen (a bare JID matches any resource) |
 //! | `kind K` | with an event of this kind: message, presence, iq, sasl, tls, stream, error, other |
@@ -22,6 +23,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::index::{Cat, Index, NONE, Row, type_bit};
 use crate::model::Proto;
+use crate::names::Names;
 
 /// One condition.
 #[derive(Debug, Clone)]
@@ -45,6 +47,9 @@ pub enum Term {
 pub struct Filter {
     pub text: String,
     pub terms: Vec<Term>,
+    /// A `host` term named a host: its addresses may grow as the capture
+    /// loads (the filter is parsed again then).
+    pub names: bool,
 }
 
 fn words(s: &str) -> Result<Vec<String>, String> {
@@ -98,12 +103,58 @@ fn alternatives<T>(
 
 const KEYWORDS: [&str; 7] = ["host", "port", "jid", "kind", "type", "flow", "proto"];
 
-/// Parse the filter bar's text. An empty text is `Ok(None)`.
+/// Names listed in the error for an unknown host name.
+const KNOWN_LISTED: usize = 12;
+
+/// A `host` value: addresses, or names the capture resolves.
+fn hosts(value: &str, names: &Names, by_name: &mut bool) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for v in value.split(['|', ',']).filter(|v| !v.is_empty()) {
+        if let Ok(a) = v.trim_start_matches('[').trim_end_matches(']').parse() {
+            out.push(a);
+            continue;
+        }
+        let addrs = names.resolve(v);
+        if addrs.is_empty() {
+            let (known, more) = names.known_some(KNOWN_LISTED);
+            return Err(if known.is_empty() {
+                format!(
+                    "host: {v:?} is not an IP address, and the capture names no hosts (no DNS answer, TLS SNI or stream domain)"
+                )
+            } else {
+                format!(
+                    "host: {v:?} is not an IP address or a name the capture resolves; known: {}{}",
+                    known.join(", "),
+                    if more { ", …" } else { "" }
+                )
+            });
+        }
+        *by_name = true;
+        out.extend(addrs);
+    }
+    if out.is_empty() {
+        return Err("host needs an IP address or a name".into());
+    }
+    Ok(out)
+}
+
+/// Parse the filter bar's text. An empty text is `Ok(None)`. Host names
+/// are not known: see [`parse_with`].
 ///
 /// # Errors
 /// A message saying what is wrong, for the filter bar.
 pub fn parse(s: &str) -> Result<Option<Filter>, String> {
+    parse_with(s, &Names::default())
+}
+
+/// Parse the filter bar's text, resolving `host NAME` with the names the
+/// capture taught. An empty text is `Ok(None)`.
+///
+/// # Errors
+/// A message saying what is wrong, for the filter bar.
+pub fn parse_with(s: &str, names: &Names) -> Result<Option<Filter>, String> {
     let w = words(s)?;
+    let mut by_name = false;
     let mut terms = Vec::new();
     let mut i = 0;
     let mut negate = false;
@@ -129,7 +180,7 @@ pub fn parse(s: &str) -> Result<Option<Filter>, String> {
                 return Err(format!(
                     "{lower} needs a value ({})",
                     match lower.as_str() {
-                        "host" => "an IPv4 or IPv6 address",
+                        "host" => "an IPv4 or IPv6 address, or a name seen in the capture",
                         "port" => "a TCP port",
                         "jid" => "a JID like alice@example.org",
                         "kind" => "message, presence, iq, sasl, tls, stream, error or other",
@@ -142,9 +193,7 @@ pub fn parse(s: &str) -> Result<Option<Filter>, String> {
             };
             i += 1;
             match lower.as_str() {
-                "host" => Term::Host(alternatives("host", value, "an IP address", |v| {
-                    v.trim_start_matches('[').trim_end_matches(']').parse().ok()
-                })?),
+                "host" => Term::Host(hosts(value, names, &mut by_name)?),
                 "port" => Term::Port(alternatives("port", value, "a port number", |v| {
                     v.parse().ok()
                 })?),
@@ -211,6 +260,7 @@ pub fn parse(s: &str) -> Result<Option<Filter>, String> {
     Ok(Some(Filter {
         text: s.trim().to_owned(),
         terms,
+        names: by_name,
     }))
 }
 
@@ -304,11 +354,44 @@ mod tests {
     fn explains_errors() {
         assert!(err("host").contains("host needs a value"));
         assert!(err("host banana").contains("\"banana\" is not an IP address"));
+        assert!(err("host ,").contains("host needs"));
         assert!(err("port 99999").contains("not a port number"));
         assert!(err("kind frobs").contains("not a kind"));
         assert!(err("type whatever").contains("not a stanza type"));
         assert!(err("\"open").contains("quote"));
         assert!(err("host 1.2.3.4 not").contains("not"));
+    }
+
+    #[test]
+    fn host_names_from_the_capture() {
+        let mut names = Names::default();
+        // A DNS response (RFC 1035 §4.1): talk.example.com A 192.0.2.7.
+        let mut dns = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        let qname = [
+            4, b't', b'a', b'l', b'k', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c', b'o',
+            b'm', 0,
+        ];
+        dns.extend_from_slice(&qname);
+        dns.extend_from_slice(&[0, 1, 0, 1]);
+        dns.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+        names.udp(53, &dns);
+        let f = parse_with("host Talk.Example.com.", &names)
+            .unwrap()
+            .unwrap();
+        assert!(f.names);
+        assert!(
+            matches!(&f.terms[0], Term::Host(v) if v == &vec!["192.0.2.7".parse::<IpAddr>().unwrap()])
+        );
+        let e = parse_with("host nowhere.example", &names).unwrap_err();
+        assert!(e.contains("not an IP address"), "{e}");
+        assert!(e.contains("known: talk.example.com"), "{e}");
+        let e = err("host nowhere.example");
+        assert!(e.contains("names no hosts"), "{e}");
+        let f = parse_with("host 10.0.0.1|talk.example.com", &names)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(&f.terms[0], Term::Host(v) if v.len() == 2));
+        assert!(!parse("host 10.0.0.1").unwrap().unwrap().names);
     }
 
     #[test]

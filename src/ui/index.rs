@@ -533,6 +533,9 @@ pub struct Batch {
     /// Events and notes flushed outside their frame, attached to a row.
     pub extras: Vec<(u32, Vec<Event>, Vec<Note>)>,
     pub first_ts: Option<Timestamp>,
+    /// Names learnt in this batch (DNS answers, TLS SNI, stream domains),
+    /// for the filter bar's `host NAME`.
+    pub names: Option<crate::names::Names>,
 }
 
 /// FNV-1a: the builder's maps hash an address or a short string per
@@ -809,6 +812,8 @@ pub struct Index {
     flows: Vec<Option<FlowSummary>>,
     extras: BTreeMap<u32, (Vec<Event>, Vec<Note>)>,
     pub first_ts: Option<Timestamp>,
+    /// Names learnt from the capture so far.
+    pub names: crate::names::Names,
 }
 
 impl Index {
@@ -846,6 +851,9 @@ impl Index {
             let slot = self.extras.entry(row).or_default();
             slot.0.extend(ev);
             slot.1.extend(notes);
+        }
+        if let Some(n) = b.names {
+            self.names.merge(n);
         }
     }
 

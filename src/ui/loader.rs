@@ -15,6 +15,7 @@ use crate::dissect::{Config, Dissector};
 use crate::link;
 use crate::live::{Ended, InterfaceStats, Session, Step};
 use crate::model::Packet;
+use crate::names::Names;
 
 use super::index::{Batch, IndexBuilder, tcpflag};
 use super::pcapidx::{self, OffsetScanner};
@@ -136,6 +137,8 @@ struct Indexer {
     dissector: Dissector,
     builder: IndexBuilder,
     packet: Packet,
+    /// Names learnt since the last batch (for the filter's `host NAME`).
+    names: Names,
 }
 
 impl Indexer {
@@ -149,6 +152,7 @@ impl Indexer {
             }),
             builder: IndexBuilder::new(),
             packet: Packet::default(),
+            names: Names::default(),
         }
     }
 
@@ -157,13 +161,33 @@ impl Indexer {
         let tcp = tcp_flags(linktype, f.data);
         self.dissector
             .dissect(f.number, f.ts, linktype, f.data, f.len, &mut self.packet);
+        if self.packet.flow.is_none()
+            && let Some(u) = link::udp_datagram(linktype, f.data)
+        {
+            self.names.udp(u.sport, u.payload);
+        }
+        for e in &self.packet.events {
+            self.names.event(e);
+        }
         self.builder.add(&self.packet, offset, tcp);
         self.flushed();
     }
 
     fn flushed(&mut self) {
         let (events, notes) = self.dissector.take_flushed();
+        for e in &events {
+            self.names.event(e);
+        }
         self.builder.add_flushed(events, notes);
+    }
+
+    /// The rows since the last batch, with the names learnt since then.
+    fn take_batch(&mut self) -> Batch {
+        let mut b = self.builder.take_batch();
+        if !self.names.is_blank() {
+            b.names = Some(std::mem::take(&mut self.names));
+        }
+        b
     }
 
     /// The end of the capture: what the flows still hold.
@@ -282,7 +306,7 @@ pub fn load_batched(
             progress.packets = last;
             progress.elapsed = started.elapsed();
             if !send(Loaded {
-                batch: ix.builder.take_batch(),
+                batch: ix.take_batch(),
                 progress: progress.clone(),
             }) {
                 return;
@@ -302,7 +326,7 @@ pub fn load_batched(
     progress.elapsed = started.elapsed();
     progress.done = true;
     send(Loaded {
-        batch: ix.builder.take_batch(),
+        batch: ix.take_batch(),
         progress,
     });
 }
@@ -382,7 +406,7 @@ pub fn load_live(
             progress.elapsed = started.elapsed();
             progress.live = Some(status.clone());
             if !send(Loaded {
-                batch: ix.builder.take_batch(),
+                batch: ix.take_batch(),
                 progress: progress.clone(),
             }) {
                 session.stop();
@@ -403,7 +427,7 @@ pub fn load_live(
     progress.live = Some(status);
     if listening {
         send(Loaded {
-            batch: ix.builder.take_batch(),
+            batch: ix.take_batch(),
             progress,
         });
     }

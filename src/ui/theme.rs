@@ -169,6 +169,24 @@ impl Theme {
     pub fn xml_special(self) -> Style {
         self.fg(Color::Gray)
     }
+    /// Chat states (XEP-0085): "is typing…", typing episodes.
+    #[must_use]
+    pub fn typing(self) -> Style {
+        self.fg(Color::LightMagenta).add_modifier(Modifier::ITALIC)
+    }
+
+    /// A presence state (RFC 6121 §4.7.2.1 `show`, or unavailable).
+    #[must_use]
+    pub fn presence(self, show: &str) -> Style {
+        match show {
+            "available" | "chat" => self.fg(Color::LightGreen),
+            "away" => self.fg(Color::Yellow),
+            "xa" => self.fg(Color::LightRed),
+            "dnd" => self.fg(Color::Red),
+            _ => self.fg(Color::DarkGray),
+        }
+    }
+
     /// The TCP payload in the bytes pane.
     #[must_use]
     pub fn payload(self) -> Style {

@@ -38,6 +38,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("h", "only the selected packet's host (all its flows)"),
     ("F", "follow the flow (Enter: go to the packet)"),
     ("c", "flows (Enter: show only that flow)"),
+    (
+        "S T P R",
+        "sign-in, chat, presence, roster views (r: re-read)",
+    ),
     ("Esc", "clear filter and search · close a view"),
     ("?", "this help"),
     ("Ctrl-Z", "suspend (fg to resume)"),
@@ -59,6 +63,7 @@ pub fn view(app: &App, f: &mut Frame) {
         }
         Screen::Follow => (&FollowView { app }).render(a.main, buf),
         Screen::Flows => (&FlowsTable { app }).render(a.main, buf),
+        Screen::Story(kind) => (&super::story::StoryView { app, kind }).render(a.main, buf),
     }
     (&StatusBar { app }).render(a.status, buf);
     if app.help {
@@ -66,7 +71,7 @@ pub fn view(app: &App, f: &mut Frame) {
     }
 }
 
-fn put(buf: &mut Buffer, area: Rect, row: u16, line: &Line<'_>) {
+pub(super) fn put(buf: &mut Buffer, area: Rect, row: u16, line: &Line<'_>) {
     if row >= area.height || area.width == 0 {
         return;
     }
@@ -78,7 +83,7 @@ fn put(buf: &mut Buffer, area: Rect, row: u16, line: &Line<'_>) {
     line.render(r, buf);
 }
 
-fn fill(buf: &mut Buffer, area: Rect, row: u16, style: Style) {
+pub(super) fn fill(buf: &mut Buffer, area: Rect, row: u16, style: Style) {
     if row >= area.height || area.width == 0 {
         return;
     }
@@ -126,7 +131,7 @@ fn pad(s: &str, w: usize, right: bool) -> String {
 }
 
 /// A pane's title line.
-fn title_line(buf: &mut Buffer, area: Rect, text: &str, focused: bool, t: Theme) {
+pub(super) fn title_line(buf: &mut Buffer, area: Rect, text: &str, focused: bool, t: Theme) {
     fill(buf, area, 0, t.title(false));
     let style = t.title(focused);
     put(
@@ -896,7 +901,7 @@ impl Widget for &FollowView<'_> {
 }
 
 /// One line of a region, as a region.
-fn pane_line(area: Rect, row: u16) -> Rect {
+pub(super) fn pane_line(area: Rect, row: u16) -> Rect {
     if row >= area.height {
         return Rect::default();
     }
@@ -1099,7 +1104,7 @@ impl Widget for &StatusBar<'_> {
                 return;
             }
             Input::Filter(s) => {
-                let check = match filter::parse(s) {
+                let check = match filter::parse_with(s, &app.index.names) {
                     Ok(None) => Span::styled("  (empty: no filter)", t.bar()),
                     Ok(Some(_)) => Span::styled("  ✓ valid", t.ok()),
                     Err(e) => Span::styled(format!("  ✗ {e}"), t.error()),
@@ -1173,10 +1178,17 @@ impl Widget for &StatusBar<'_> {
                 ("a", "all"),
                 ("F", "follow"),
                 ("c", "flows"),
+                ("S T P R", "stories"),
                 ("Tab", "pane"),
                 ("z", "zoom"),
             ],
             Screen::Follow => &[("Enter", "go to packet"), ("Esc", "back"), ("q", "quit")],
+            Screen::Story(_) => &[
+                ("Enter", "go to packet"),
+                ("r", "read again"),
+                ("S T P R", "views"),
+                ("Esc q", "back"),
+            ],
             Screen::Flows => &[
                 ("Enter", "filter to flow"),
                 ("F", "follow"),

@@ -36,9 +36,41 @@ pub enum Entry {
         /// of them is a receipt for this message too.
         #[serde(skip)]
         corrections: Vec<String>,
+        /// The frame that completed the stanza (for the TUI's jump back).
+        #[serde(skip)]
+        frame: u64,
     },
     /// XEP-0085 chat state sent on its own.
-    ChatState { t: f64, from: String, state: String },
+    ChatState {
+        t: f64,
+        from: String,
+        state: String,
+        #[serde(skip)]
+        frame: u64,
+    },
+}
+
+impl Entry {
+    /// The frame that completed the stanza.
+    #[must_use]
+    pub fn frame(&self) -> u64 {
+        match self {
+            Self::Message { frame, .. } | Self::ChatState { frame, .. } => *frame,
+        }
+    }
+}
+
+/// A chat state as a reader says it ("is typing…").
+#[must_use]
+pub fn chat_state_text(state: &str) -> &str {
+    match state {
+        "composing" => "is typing…",
+        "paused" => "paused",
+        "active" => "is active",
+        "inactive" => "is inactive",
+        "gone" => "left the conversation",
+        other => other,
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -61,6 +93,9 @@ pub struct PresenceChange {
     /// Sent by the server for the contact (probe answer, RFC 6121 §4.3.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub from_server: bool,
+    /// The frame that carried it (for the TUI's jump back).
+    #[serde(skip)]
+    pub frame: u64,
 }
 
 /// XEP-0085 §5.1: composing, ended by paused / active / a message.
@@ -71,6 +106,9 @@ pub struct Typing {
     pub end: Option<f64>,
     pub ended_by: Option<String>,
     pub duration: Option<f64>,
+    /// The frame of the first `composing` (for the TUI's jump back).
+    #[serde(skip)]
+    pub frame: u64,
 }
 
 /// Reply latency: a message to this contact, then its first composing and
@@ -205,6 +243,7 @@ impl Chat {
                     end: None,
                     ended_by: None,
                     duration: None,
+                    frame: e.frame,
                 }),
                 (Some("composing"), None, Some(_)) => {}
                 (st, b, Some(ty)) => {
@@ -291,6 +330,7 @@ impl Chat {
                     original: None,
                     received: None,
                     corrections: Vec::new(),
+                    frame: e.frame,
                 },
             );
         } else if let Some(st) = state {
@@ -300,6 +340,7 @@ impl Chat {
                     t,
                     from: fb,
                     state: st,
+                    frame: e.frame,
                 },
             );
         }
@@ -334,6 +375,7 @@ impl Chat {
             status: s(d, "status").map(str::to_owned),
             // RFC 6121 §4.3.2: the server answers a probe from the bare JID.
             from_server: !from.contains('/') && s(d, "id").is_none(),
+            frame: e.frame,
         };
         let Some(ct) = self.contact(&fb) else { return };
         if let Some(last) = ct.presence.last()
@@ -416,15 +458,8 @@ impl Chat {
                             let _ = writeln!(b, "  [{t:>10.3}] {from}: {body}{extra}");
                         }
                     }
-                    Entry::ChatState { t, from, state } => {
-                        let what = match state.as_str() {
-                            "composing" => "is typing…",
-                            "paused" => "paused",
-                            "active" => "is active",
-                            "inactive" => "is inactive",
-                            "gone" => "left the conversation",
-                            other => other,
-                        };
+                    Entry::ChatState { t, from, state, .. } => {
+                        let what = chat_state_text(state);
                         if markdown {
                             let _ = writeln!(b, "- `{t:>10.3}` _{from} {what}_");
                         } else {

@@ -159,7 +159,9 @@ impl Roster {
         }
     }
 
-    fn items(&self, chat: &Chat) -> Vec<Item> {
+    /// Every account's items, with the last presence seen of each contact.
+    #[must_use]
+    pub fn items(&self, chat: &Chat) -> Vec<Item> {
         let mut v = Vec::new();
         for acc in self.accounts.values() {
             for it in acc.values() {

@@ -91,6 +91,24 @@ impl Flow {
     fn has(&self, step: &str) -> bool {
         self.done.contains(&step)
     }
+
+    /// The full JID bound on this flow (RFC 6120 §7.6.1), once seen.
+    #[must_use]
+    pub fn jid(&self) -> Option<&str> {
+        self.jid.as_deref()
+    }
+
+    /// Why an expected step is missing, for a reader.
+    #[must_use]
+    pub fn missing_reason(&self, step: &str) -> &'static str {
+        if step == "TCP connect" {
+            "not captured (the capture began after the connection opened)"
+        } else if self.tls_ok && !self.sasl_ok {
+            "not seen (inside TLS: give --keylog to see it)"
+        } else {
+            "not seen"
+        }
+    }
 }
 
 impl Signin {
@@ -302,7 +320,9 @@ impl Signin {
         }
     }
 
-    fn finished(&self) -> Vec<Flow> {
+    /// Every XMPP flow's sign-in, with its missing steps listed.
+    #[must_use]
+    pub fn flows(&self) -> Vec<Flow> {
         self.flows
             .values()
             .filter(|f| f.xmpp)
@@ -317,7 +337,7 @@ impl Signin {
     /// # Errors
     /// The output fails.
     pub fn write(&self, out: &mut impl Write, _c: &Common, style: Style) -> io::Result<()> {
-        let flows = self.finished();
+        let flows = self.flows();
         if style != Style::Text {
             for f in &flows {
                 let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
@@ -359,13 +379,7 @@ impl Signin {
                 );
             }
             for m in &f.missing {
-                let why = if *m == "TCP connect" {
-                    "not captured (the capture began after the connection opened)"
-                } else if f.tls_ok && !f.sasl_ok {
-                    "not seen (inside TLS: give --keylog to see it)"
-                } else {
-                    "not seen"
-                };
+                let why = f.missing_reason(m);
                 let _ = writeln!(b, "  {:>10} {:>10}  {:<18} MISSING: {why}", "-", "-", m);
             }
             b.push('\n');

@@ -193,6 +193,64 @@ fn keys_in_tmux_then_the_terminal_is_restored() {
         "{s}"
     );
 
+    // The story views, each read again from the file in the background.
+    t.keys(&["Escape"]);
+    t.wait_for("the packets again", |s| {
+        s.contains("No.") && s.contains("Info")
+    });
+    t.keys(&["S"]);
+    // Each wait is for everything asserted (the screen may be mid-draw).
+    t.wait_for(
+        "alice's sign-in: the flow, SASL PLAIN, the bound JID",
+        |s| {
+            s.contains("Sign-in timeline")
+                && !s.contains("computing")
+                && s.lines()
+                    .any(|l| l.starts_with("Flow 0: ") && l.contains("alice@localhost/balcony"))
+                && s.lines()
+                    .any(|l| l.contains("SASL") && l.contains("mechanism PLAIN"))
+                && s.lines()
+                    .any(|l| l.contains("bind") && l.contains("alice@localhost/balcony"))
+        },
+    );
+    t.keys(&["T"]);
+    t.wait_for("the chat transcript with typing", |s| {
+        s.contains("Chat transcript")
+            && s.contains("Hi Bob! Are you free for lunch today?")
+            && s.contains("alice is typing…")
+            && s.contains("Sure, 12:30 at the usual place?")
+    });
+    t.keys(&["P"]);
+    t.wait_for("the presence timeline with its strips", |s| {
+        s.contains("Presence & typing timeline")
+            && s.contains("\"in a meeting\"")
+            && s.lines()
+                .any(|l| l.starts_with(" presence ") && l.contains('▓'))
+    });
+    t.keys(&["R"]);
+    t.wait_for("the roster with groups", |s| {
+        s.contains("Roster of alice@localhost (2 contacts)")
+            && s.lines().any(|l| {
+                l.starts_with("bob@localhost") && l.contains("Friends") && l.contains("both")
+            })
+    });
+    // Enter on a transcript line: its packet in the table.
+    t.keys(&["T", "End"]);
+    t.wait_for("the last line selected", |s| s.contains("Chat transcript"));
+    t.keys(&["Up", "Enter"]);
+    t.wait_for("the message's packet", |s| {
+        s.contains("Frame ") && s.contains("<body>Café")
+    });
+    t.keys(&["S"]);
+    t.wait_for("the sign-in timeline again", |s| {
+        s.contains("Sign-in timeline")
+    });
+    // q leaves a story view (it does not quit).
+    t.keys(&["q"]);
+    t.wait_for("the packets again", |s| {
+        s.contains("No.") && !s.contains("Sign-in timeline")
+    });
+
     // Quit: the shell prompt is back on the main screen.
     t.keys(&["q"]);
     let s = t.wait_for("the exit", |s| s.contains("EXIT=0"));
@@ -273,6 +331,49 @@ fn ctrl_z_suspends_and_fg_resumes() {
     assert_eq!(t.display("#{alternate_on}"), "1");
     t.keys(&["q"]);
     t.wait_for("the shell", |s| !s.contains("Frame 8:"));
+    assert_eq!(t.display("#{alternate_on}"), "0");
+}
+
+/// `--tui` with `--jid` and `--host NAME`: decided in a first pass as
+/// headless; the table and the story views keep to them.
+#[test]
+fn jid_and_host_name_in_the_tui() {
+    let Some(t) = Tmux::start("jid", 120, 40) else {
+        return;
+    };
+    t.run(&format!("--tui -r {PLAIN} --jid bob@localhost"));
+    let s = t.wait_for("bob's flow", |s| {
+        s.contains("filter: flow 1") && s.contains("AUTH PLAIN user=bob")
+    });
+    assert!(!s.contains("AUTH PLAIN user=alice"), "{s}");
+    t.keys(&["S"]);
+    let s = t.wait_for("bob's sign-in", |s| {
+        s.contains("Sign-in timeline · bob@localhost")
+            && s.lines()
+                .any(|l| l.starts_with("Flow 1: ") && l.contains("bob@localhost/garden"))
+            && s.contains("initial presence")
+    });
+    assert!(!s.contains("Flow 0: "), "{s}");
+    t.keys(&["R"]);
+    let s = t.wait_for("bob's roster", |s| {
+        s.contains("Roster of bob@localhost (1 contacts)")
+            && s.lines()
+                .any(|l| l.starts_with("alice@localhost") && l.contains("Friends"))
+    });
+    assert!(!s.contains("Roster of alice@localhost"), "{s}");
+    t.keys(&["q", "q"]);
+    t.wait_for("the exit", |s| s.contains("EXIT=0"));
+    // A name the capture resolves (the stream's domain), then one it does not.
+    t.run(&format!("--tui -r {PLAIN} --host localhost"));
+    t.wait_for("the packet table", |s| s.contains("AUTH PLAIN user=alice"));
+    t.keys(&["q"]);
+    t.wait_for("the exit", |s| s.matches("EXIT=0").count() == 2);
+    t.run(&format!("--tui -r {PLAIN} --host talk.google.com"));
+    let s = t.wait_for("the error", |s| s.contains("EXIT=2"));
+    assert!(
+        s.contains("--host talk.google.com") && s.contains("names it resolves: localhost"),
+        "{s}"
+    );
     assert_eq!(t.display("#{alternate_on}"), "0");
 }
 
