@@ -118,8 +118,8 @@ pub struct Args {
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
 
-    /// Stop the live capture on a condition: duration:SECS or packets:N
-    /// (repeatable, like tshark).
+    /// Stop the live capture on a condition: duration:SECS, packets:N or
+    /// filesize:KB of the savefile, kB = 1000 bytes (repeatable, like tshark).
     #[arg(short = 'a', long = "autostop", value_name = "COND")]
     pub autostop: Vec<String>,
 
@@ -488,10 +488,22 @@ impl Args {
         }
         let snaplen = self.snaplen.unwrap_or(crate::live::DEFAULT_SNAPLEN);
         let mut duration = None;
+        let mut filesize = None;
         for cond in &self.autostop {
-            if let crate::live::Autostop::Duration(d) = crate::live::parse_autostop(cond)? {
-                duration = Some(duration.map_or(d, |x: std::time::Duration| x.min(d)));
+            match crate::live::parse_autostop(cond)? {
+                crate::live::Autostop::Duration(d) => {
+                    duration = Some(duration.map_or(d, |x: std::time::Duration| x.min(d)));
+                }
+                crate::live::Autostop::Filesize(n) => {
+                    filesize = Some(filesize.map_or(n, |x: u64| x.min(n)));
+                }
+                crate::live::Autostop::Packets(_) => {}
             }
+        }
+        if filesize.is_some() && self.write_file.as_deref().is_none_or(|w| w == "-") {
+            return Err(
+                "-a filesize:KB stops when the savefile reaches that size: add -w FILE".into(),
+            );
         }
         if snaplen > i32::MAX as u32 {
             return Err(format!("-s {snaplen}: at most {}", i32::MAX));
@@ -511,6 +523,7 @@ impl Args {
             savefile: self.write_file.clone(),
             user: self.user.clone(),
             duration,
+            filesize,
         }))
     }
 }

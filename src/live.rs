@@ -46,6 +46,8 @@ pub struct LiveOptions {
     pub user: Option<String>,
     /// `-a duration:SECS`.
     pub duration: Option<Duration>,
+    /// `-a filesize:KB`: stop once the savefile holds this many bytes.
+    pub filesize: Option<u64>,
 }
 
 /// The default capture filter, plus the ports `--port` adds (so that
@@ -61,8 +63,8 @@ pub fn default_filter(extra_ports: &[u16]) -> String {
     f
 }
 
-/// Parse one tshark-style autostop condition (`-a`): `duration:SECS` or
-/// `packets:N`.
+/// Parse one tshark-style autostop condition (`-a`): `duration:SECS`,
+/// `packets:N` or `filesize:KB` (of the savefile, kB = 1000 bytes).
 ///
 /// # Errors
 /// Anything else.
@@ -87,8 +89,17 @@ pub fn parse_autostop(cond: &str) -> Result<Autostop, String> {
                 .ok_or_else(|| format!("-a {cond}: N must be a positive integer"))?;
             Ok(Autostop::Packets(n))
         }
+        "filesize" => {
+            let kb: u64 = value
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("-a {cond}: KB must be a positive integer"))?;
+            // tshark's kB: 1000 bytes.
+            Ok(Autostop::Filesize(kb.saturating_mul(1000)))
+        }
         _ => Err(format!(
-            "-a {cond}: unknown condition '{key}'; xmppscope knows duration:SECS and packets:N"
+            "-a {cond}: unknown condition '{key}'; xmppscope knows duration:SECS, packets:N and filesize:KB"
         )),
     }
 }
@@ -98,6 +109,8 @@ pub fn parse_autostop(cond: &str) -> Result<Autostop, String> {
 pub enum Autostop {
     Duration(Duration),
     Packets(u64),
+    /// Bytes of savefile.
+    Filesize(u64),
 }
 
 /// `-D`: list the interfaces on standard output.
@@ -325,12 +338,18 @@ mod tests {
             Autostop::Duration(Duration::from_millis(2500))
         );
         assert_eq!(parse_autostop("packets:10").unwrap(), Autostop::Packets(10));
+        assert_eq!(
+            parse_autostop("filesize:64").unwrap(),
+            Autostop::Filesize(64_000)
+        );
         for bad in [
             "duration",
             "duration:0",
             "duration:-1",
             "packets:x",
-            "filesize:10",
+            "filesize:0",
+            "filesize:1.5",
+            "files:3",
         ] {
             assert!(parse_autostop(bad).is_err(), "{bad}");
         }

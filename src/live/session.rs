@@ -61,6 +61,7 @@ pub struct Session {
     number: u64,
     count: Option<u64>,
     deadline: Option<Instant>,
+    filesize: Option<u64>,
     keylog: Option<KeyLog>,
     keylog_update: Option<Arc<KeyLog>>,
     next_housekeeping: Instant,
@@ -144,6 +145,7 @@ impl Session {
             number: 0,
             count,
             deadline: live.duration.map(|d| Instant::now() + d),
+            filesize: live.filesize,
             keylog: keylog.cloned(),
             keylog_update: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING_INTERVAL,
@@ -286,7 +288,10 @@ impl Session {
             Next::Idle => return Step::Idle { caught_up: false },
             Next::End => return Step::End,
         };
-        if self.failure.is_some() || self.count.is_some_and(|c| self.number >= c) {
+        if self.failure.is_some()
+            || self.count.is_some_and(|c| self.number >= c)
+            || self.filesize.is_some_and(|n| self.saved_bytes() >= n)
+        {
             // Stopping: what is still queued is not wanted.
             return Step::Idle { caught_up: false };
         }
@@ -307,7 +312,9 @@ impl Session {
                 }
             }
         }
-        if self.count.is_some_and(|c| self.number >= c) {
+        if self.count.is_some_and(|c| self.number >= c)
+            || self.filesize.is_some_and(|n| self.saved_bytes() >= n)
+        {
             self.running.stop();
         }
         Step::Frame {

@@ -884,6 +884,36 @@ fn count_duration_and_sigterm_stop_cleanly() {
     assert_eq!(stats_line(&c.stderr()).0, 5, "{}", c.stderr());
     assert_eq!(frames_in(&file), 5);
 
+    // -a filesize:2 (2000 bytes): stops at the first packet that reaches
+    // the size, and the file is complete.
+    let port = free_port();
+    let file = work.path().join("filesize.pcapng");
+    let mut c = Capture::start(
+        work.path(),
+        "filesize",
+        &[
+            "-i",
+            "lo",
+            "-f",
+            &format!("tcp port {port}"),
+            "-a",
+            "filesize:2",
+            "-q",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+    );
+    make_traffic(port, 60);
+    let st = c.guard.wait(Duration::from_secs(10));
+    assert!(st.success(), "{st}: {}", c.stderr());
+    let (n, _) = stats_line(&c.stderr());
+    assert_eq!(frames_in(&file), n);
+    let size = fs::metadata(&file).unwrap().len();
+    // Header blocks + the packets to 2000 bytes + one packet (< 200 bytes
+    // on this traffic) + the statistics blocks at the end.
+    assert!((2000..2600).contains(&size), "{size} bytes, {n} packets");
+    assert!(n < 60, "{n}: not stopped");
+
     // -a duration:1 with the default filter (plus the --port one): ends by
     // itself within a few seconds. (Other traffic on the XMPP ports may be
     // captured meanwhile; whatever was, is in the file.)
