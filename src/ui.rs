@@ -424,6 +424,7 @@ fn run_screen(
         cfg.show_secrets,
         (size.width, size.height),
     );
+    app.resolve_names = settings.resolve_names;
     start_with_jid(&mut app, settings.jid.as_deref(), jid_flows);
     spawn_input(tx.clone());
     let result = (|| -> anyhow::Result<()> {

@@ -131,6 +131,8 @@ pub struct App {
     pub path: String,
     pub theme: Theme,
     pub show_secrets: bool,
+    /// Source and Destination show names learnt from the capture (`-n`: off).
+    pub resolve_names: bool,
     pub index: Index,
     pub progress: Progress,
     /// Rows shown, in order.
@@ -181,6 +183,7 @@ impl App {
             path: path.to_owned(),
             theme,
             show_secrets,
+            resolve_names: true,
             index: Index::default(),
             progress: Progress::default(),
             view: Vec::new(),

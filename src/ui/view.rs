@@ -323,8 +323,17 @@ impl PacketTable<'_> {
         match col {
             Col::No => (u64::from(row) + 1).to_string(),
             Col::Time => format!("{:.6}", secs(r.ts)),
-            Col::Src => idx.addr(r.src).map(|a| a.to_string()).unwrap_or_default(),
-            Col::Dst => idx.addr(r.dst).map(|a| a.to_string()).unwrap_or_default(),
+            Col::Src | Col::Dst => {
+                let a = idx.addr(if col == Col::Src { r.src } else { r.dst });
+                match a {
+                    Some(a) if self.app.resolve_names => idx
+                        .names
+                        .name_of(&a)
+                        .map_or_else(|| a.to_string(), str::to_owned),
+                    Some(a) => a.to_string(),
+                    None => String::new(),
+                }
+            }
             // A lock marks XMPP read from inside TLS with the key log.
             Col::Proto if r.flags & crate::ui::index::flag::DECRYPTED != 0 => {
                 format!("{}🔒", r.proto().as_str())
@@ -1459,6 +1468,25 @@ mod tests {
         assert!(s.contains("Decoded"), "{s}");
         assert!(s.contains("<stream:stream"), "{s}");
         assert!(s.contains("Bytes"), "{s}");
+    }
+
+    /// Names learnt from the capture (here the streams' domains) replace
+    /// addresses, as in tshark; `-n` keeps the addresses.
+    #[test]
+    fn source_and_destination_show_names_unless_n() {
+        let mut h = at(200, 30);
+        let row = |s: &str| {
+            s.lines()
+                .find(|l| l.contains("AUTH PLAIN user=alice"))
+                .unwrap()
+                .to_owned()
+        };
+        let s = draw(&h.app, 200, 30);
+        assert!(row(&s).contains("localhost   localhost"), "{s}");
+        assert!(!row(&s).contains("127.0.0.1"), "{s}");
+        h.app.resolve_names = false;
+        let s = draw(&h.app, 200, 30);
+        assert!(row(&s).contains("127.0.0.1   127.0.0.1"), "{s}");
     }
 
     #[test]
