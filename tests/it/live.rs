@@ -1108,8 +1108,14 @@ fn live_flags_need_an_interface() {
         err.contains("-r FILE reads a capture, -i IFACE captures live"),
         "{err}"
     );
+    let err = run_fail(util::bin().args(["-i", "lo", "-a", "files:3"]));
+    assert!(
+        err.contains("duration:SECS, packets:N and filesize:KB"),
+        "{err}"
+    );
+    // The size is the savefile's: there must be one.
     let err = run_fail(util::bin().args(["-i", "lo", "-a", "filesize:10"]));
-    assert!(err.contains("duration:SECS and packets:N"), "{err}");
+    assert!(err.contains("add -w FILE"), "{err}");
 }
 
 /// A bad BPF expression: libpcap's message and the expression.
