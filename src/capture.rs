@@ -199,6 +199,9 @@ pub enum ReaderMsg {
 /// Frames per batch, and batches in flight: the channel is bounded, so a
 /// slow consumer slows the reader instead of growing memory.
 pub const BATCH_FRAMES: usize = 1024;
+/// Frame bytes per batch: a batch is sent once it holds this much, so
+/// jumbo frames (up to the 256 KiB snaplen) cannot make batches of 256 MiB.
+pub const BATCH_BYTES: usize = 1 << 20;
 pub const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Read `source` on a thread of its own. Empty batches come back through
@@ -217,10 +220,13 @@ pub fn spawn_reader(
     let handle = std::thread::spawn(move || {
         let mut read = 0u64;
         loop {
-            let mut batch = recycle_rx.try_recv().unwrap_or_default();
+            let mut batch = recycle_rx.try_recv().unwrap_or_else(|_| Batch {
+                bytes: Vec::with_capacity(BATCH_BYTES),
+                frames: Vec::with_capacity(BATCH_FRAMES),
+            });
             batch.clear();
             let mut end = None;
-            while batch.frames.len() < BATCH_FRAMES {
+            while batch.frames.len() < BATCH_FRAMES && batch.bytes.len() < BATCH_BYTES {
                 if limit.is_some_and(|l| read >= l) {
                     end = Some(Ok(End::Complete));
                     break;

@@ -23,7 +23,7 @@ use crate::tlsdec::{DecOut, Decrypted, FlowDecrypt, Why};
 use crate::xmpp::element::{self, Scope};
 use crate::xmpp::framer::{Framer, FramerEvent, FramerLimits, FramerNoteKind, UnitKind};
 use crate::xmpp::pairing::{self, IqTable};
-use crate::xmpp::{self, FirstBytes, detail, info};
+use crate::xmpp::{self, FirstBytes, detail, info, lite};
 
 /// Every named limit, with its default. Each is a flag of the binary.
 #[derive(Debug, Clone, Copy)]
@@ -120,16 +120,32 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
         return 0;
     };
     let key = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
-    let mut h = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(&key, &mut h);
-    let v = std::hash::Hasher::finish(&h);
+    // A fixed seed: the same flow always lands on the same shard. Keys
+    // chosen to collide only make one shard busier, never wrong.
+    let v = std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), key);
     u32::try_from(v % u64::from(shards)).unwrap_or(0)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     a: (IpAddr, u16),
     b: (IpAddr, u16),
+}
+
+/// Three integer writes instead of the derived field-by-field hashing
+/// (looked up for every TCP frame). Equal keys hash equally.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        fn addr(a: IpAddr) -> u128 {
+            match a {
+                IpAddr::V4(v) => u128::from(v.to_bits()),
+                IpAddr::V6(v) => v.to_bits(),
+            }
+        }
+        h.write_u128(addr(self.a.0));
+        h.write_u128(addr(self.b.0));
+        h.write_u32((u32::from(self.a.1) << 16) | u32::from(self.b.1));
+    }
 }
 
 impl FlowKey {
@@ -872,11 +888,32 @@ fn data(
                 .get_or_insert_with(|| Box::new(Framer::new(ctx.cfg.limits.framer)));
             let mut switch_to_tls = false;
             let mut compressed = false;
-            framer.push(bytes, frame, &mut |ev| {
-                let r = framer_event(ev, ctx, s.scope, st, ws_only);
-                switch_to_tls |= r == After::Tls;
-                compressed |= r == After::Compressed;
-            });
+            let mut rest = bytes;
+            // Whole plain elements are cut and read in one pass here (the
+            // usual case); the framer cuts the others (split across
+            // segments, unusual, too big, headers …) and hands back once it
+            // is between units again. After an element that changes the
+            // stream, the framer takes the rest, as before.
+            while !rest.is_empty() {
+                if !ws_only && !switch_to_tls && !compressed && framer.at_top() {
+                    let done = fast_units(rest, frame, framer, ctx, s.scope, st);
+                    rest = rest.get(done.len..).unwrap_or_default();
+                    switch_to_tls |= done.after == After::Tls;
+                    compressed |= done.after == After::Compressed;
+                }
+                let mut sink = |ev: FramerEvent<'_>| {
+                    let r = framer_event(ev, ctx, s.scope, st, ws_only);
+                    switch_to_tls |= r == After::Tls;
+                    compressed |= r == After::Compressed;
+                };
+                let n = if ws_only {
+                    framer.push(rest, frame, &mut sink);
+                    rest.len()
+                } else {
+                    framer.push_until_top(rest, frame, &mut sink)
+                };
+                rest = rest.get(n..).unwrap_or_default();
+            }
             if switch_to_tls {
                 *s.mode = Mode::TlsPending;
                 *st.other_mode = Mode::TlsPending;
@@ -921,6 +958,70 @@ fn data(
         }
         Mode::Undecided | Mode::TlsPending | Mode::Opaque | Mode::Other => {}
     }
+}
+
+/// What [`fast_units`] consumed.
+struct FastDone {
+    /// Bytes framed (elements and the whitespace before them).
+    len: usize,
+    /// What the last element asked for; anything but `Continue` stops.
+    after: After,
+}
+
+/// Cut and read the complete plain elements at the start of `bytes` (the
+/// framer being between units), as the framer and [`element_unit`] would:
+/// same units, offsets, events. Stops at the first element [`lite::frame`]
+/// leaves to the framer, at other top-level content, and after an element
+/// that changes the stream (`<proceed/>`, `<compressed/>`).
+fn fast_units(
+    bytes: &[u8],
+    frame: u64,
+    framer: &mut Framer,
+    ctx: &mut Ctx<'_>,
+    scope: &Scope,
+    st: &mut FlowState<'_>,
+) -> FastDone {
+    let limits = framer.limits();
+    // The valid UTF-8 prefix: an element running past it is the framer's.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => bytes
+            .get(..e.valid_up_to())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default(),
+    };
+    let mut done = FastDone {
+        len: 0,
+        after: After::Continue,
+    };
+    while done.after == After::Continue {
+        let tail = text.get(done.len..).unwrap_or_default();
+        // Whitespace between elements (XML 1.0 §2.3 S) is skipped, as the
+        // framer does when it is not the whole delivery (a keepalive).
+        let lead = tail
+            .bytes()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            .unwrap_or(tail.len());
+        let Some(unit) = tail.get(lead..).filter(|u| u.starts_with('<')) else {
+            break;
+        };
+        let Some((tree, len)) =
+            lite::frame(unit, scope, limits.max_element_bytes, limits.max_depth)
+        else {
+            break;
+        };
+        let start = framer.offset().saturating_add(lead as u64);
+        let end = start.saturating_add(len as u64);
+        framer.skip(
+            bytes
+                .get(done.len..done.len + lead + len)
+                .unwrap_or_default(),
+        );
+        let unit_bytes = unit.as_bytes().get(..len).unwrap_or_default();
+        done.after = element_unit(unit_bytes, start, end, &[frame], Some(tree), ctx, scope, st);
+        done.len += lead + len;
+    }
+    done
 }
 
 /// Decide from a direction's first bytes what it carries.
@@ -990,7 +1091,7 @@ fn new_event(ctx: &Ctx<'_>, kind: EventKind, frames: &[u64], start: u64, end: u6
         dport: ctx.dst.1,
         kind,
         name: String::new(),
-        ns: std::sync::Arc::from(""),
+        ns: element::empty_ns(),
         typ: None,
         id: None,
         from: None,
@@ -1120,87 +1221,16 @@ fn framer_event(
             ctx.events.push(e);
             After::Continue
         }
-        UnitKind::Element => {
-            let mut e = new_event(ctx, EventKind::Nonza, unit.frames, unit.start, unit.end);
-            let mut after = After::Continue;
-            match element::parse(unit.bytes, scope, false) {
-                Ok(el) => {
-                    let d = info::describe(&el, ctx.dir);
-                    e.kind = d.kind();
-                    e.info = d.info;
-                    e.chat_state = d.chat_state;
-                    e.has_body = d.has_body;
-                    e.facts = d.facts;
-                    e.notes = d.notes;
-                    match (el.local(), &*el.ns) {
-                        ("starttls", info::NS_TLS) => {
-                            if *st.starttls_seen {
-                                // RFC 6120 §5.4.3.3: STARTTLS once per stream.
-                                e.notes.push(Note::new(
-                                    NoteKind::DuplicateStarttls,
-                                    "second STARTTLS on this flow",
-                                ));
-                            }
-                            *st.starttls_seen = true;
-                        }
-                        ("proceed", info::NS_TLS) => {
-                            if !*st.starttls_seen {
-                                e.notes.push(Note::new(
-                                    NoteKind::ProceedWithoutStarttls,
-                                    "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
-                                ));
-                            }
-                            after = After::Tls;
-                        }
-                        ("compressed", info::NS_COMPRESS) => after = After::Compressed,
-                        ("auth", info::NS_SASL) => {
-                            *st.sasl_mech = el.attr("mechanism").map(Box::from);
-                        }
-                        _ => {}
-                    }
-                    if &*el.ns == info::NS_SASL
-                        && matches!(el.local(), "auth" | "challenge" | "response" | "success")
-                    {
-                        let t = el.text.trim();
-                        if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
-                            e.notes.push(Note::new(
-                                NoteKind::SaslUndecodable,
-                                format!(
-                                    "SASL {} text is not base64 (RFC 6120 §6.4.2): kept as it is",
-                                    el.local()
-                                ),
-                            ));
-                        }
-                    }
-                    if e.kind == EventKind::Stanza && el.local() == "iq" {
-                        pair_iq(&mut e, &el, ctx, st);
-                    }
-                    if ctx.cfg.keep_xml {
-                        let mech = st.sasl_mech.as_deref();
-                        e.xml = masked_xml(unit.bytes, &el, ctx.cfg.show_secrets, mech);
-                        let dctx = detail::Ctx {
-                            sasl_mech: mech,
-                            show_secrets: ctx.cfg.show_secrets,
-                        };
-                        let (v, notes) = detail::details(&el, dctx);
-                        e.details = Some(v);
-                        e.notes.extend(notes);
-                        e.pretty = detail::pretty(&el, ctx.cfg.show_secrets, mech);
-                    }
-                    fill_from_element(&mut e, &el, ctx.cfg.keep_tree);
-                }
-                Err(err) => {
-                    e.kind = EventKind::Junk;
-                    e.info = "MALFORMED XML".into();
-                    e.notes.push(malformed_note("element", unit.start, &err));
-                    if ctx.cfg.keep_xml {
-                        e.xml = text(unit.bytes);
-                    }
-                }
-            }
-            ctx.events.push(e);
-            after
-        }
+        UnitKind::Element => element_unit(
+            unit.bytes,
+            unit.start,
+            unit.end,
+            unit.frames,
+            None,
+            ctx,
+            scope,
+            st,
+        ),
         UnitKind::Comment | UnitKind::Pi | UnitKind::Text => {
             let what = match unit.kind {
                 UnitKind::Comment => "a comment",
@@ -1222,6 +1252,128 @@ fn framer_event(
     }
 }
 
+/// One complete top-level element (`bytes`, at stream offsets
+/// `start..end`, completed in `frames`): its event, and what the stream does
+/// next. `fast` is the element already read by [`lite::frame`], if it was.
+#[allow(clippy::too_many_arguments)]
+fn element_unit(
+    bytes: &[u8],
+    start: u64,
+    end: u64,
+    frames: &[u64],
+    fast: Option<lite::Tree<'_>>,
+    ctx: &mut Ctx<'_>,
+    scope: &Scope,
+    st: &mut FlowState<'_>,
+) -> After {
+    let mut e = new_event(ctx, EventKind::Nonza, frames, start, end);
+    let mut after = After::Continue;
+    // Only the printers that show the XML or the tree need an owned
+    // element; the summary is read straight from the bytes when they
+    // are plain enough ([`lite`]), by quick-xml otherwise.
+    let full = ctx.cfg.keep_xml || ctx.cfg.keep_tree;
+    let fast = match fast {
+        _ if full => None,
+        Some(t) => Some(t),
+        None => lite::parse(bytes, scope),
+    };
+    let slow;
+    let parsed = match fast {
+        Some(t) => Ok((t, None)),
+        None => {
+            slow = element::parse(bytes, scope, false);
+            match &slow {
+                Ok(el) => Ok((lite::Tree::from_element(el), Some(el))),
+                Err(err) => Err(err),
+            }
+        }
+    };
+    match parsed {
+        Ok((tree, owned)) => {
+            let el = tree.root();
+            let d = info::describe_el(el, ctx.dir);
+            e.kind = d.kind();
+            e.info = d.info;
+            e.chat_state = d.chat_state;
+            e.has_body = d.has_body;
+            e.facts = d.facts;
+            e.notes = d.notes;
+            let local = el.local();
+            let ns = el.ns();
+            match (local, ns) {
+                ("starttls", info::NS_TLS) => {
+                    if *st.starttls_seen {
+                        // RFC 6120 §5.4.3.3: STARTTLS once per stream.
+                        e.notes.push(Note::new(
+                            NoteKind::DuplicateStarttls,
+                            "second STARTTLS on this flow",
+                        ));
+                    }
+                    *st.starttls_seen = true;
+                }
+                ("proceed", info::NS_TLS) => {
+                    if !*st.starttls_seen {
+                        e.notes.push(Note::new(
+                            NoteKind::ProceedWithoutStarttls,
+                            "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
+                        ));
+                    }
+                    after = After::Tls;
+                }
+                ("compressed", info::NS_COMPRESS) => after = After::Compressed,
+                ("auth", info::NS_SASL) => {
+                    *st.sasl_mech = el.attr("mechanism").map(Box::from);
+                }
+                _ => {}
+            }
+            if ns == info::NS_SASL && matches!(local, "auth" | "challenge" | "response" | "success")
+            {
+                let text = el.text();
+                let t = text.trim();
+                if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
+                    e.notes.push(Note::new(
+                        NoteKind::SaslUndecodable,
+                        format!("SASL {local} text is not base64 (RFC 6120 §6.4.2): kept as it is"),
+                    ));
+                }
+            }
+            if e.kind == EventKind::Stanza && local == "iq" {
+                pair_iq(&mut e, el, ctx, st);
+            }
+            if let Some(owned) = owned
+                && ctx.cfg.keep_xml
+            {
+                let mech = st.sasl_mech.as_deref();
+                e.xml = masked_xml(bytes, owned, ctx.cfg.show_secrets, mech);
+                let dctx = detail::Ctx {
+                    sasl_mech: mech,
+                    show_secrets: ctx.cfg.show_secrets,
+                };
+                let (v, notes) = detail::details(owned, dctx);
+                e.details = Some(v);
+                e.notes.extend(notes);
+                e.pretty = detail::pretty(owned, ctx.cfg.show_secrets, mech);
+            }
+            fill_from(&mut e, el, owned, scope);
+            if let Some(owned) = owned
+                && ctx.cfg.keep_tree
+            {
+                e.element = Some(owned.clone());
+            }
+        }
+        Err(err) => {
+            e.kind = EventKind::Junk;
+            e.info = "MALFORMED XML".into();
+            e.notes.push(malformed_note("element", start, err));
+            if ctx.cfg.keep_xml {
+                e.xml = String::from_utf8_lossy(bytes).into_owned();
+            }
+        }
+    }
+    ctx.events.push(e);
+    after
+}
+
 /// The note for a unit quick-xml could not parse, at its stream offset.
 fn malformed_note(what: &str, unit_start: u64, err: &element::ParseError) -> Note {
     Note::new(
@@ -1232,6 +1384,21 @@ fn malformed_note(what: &str, unit_start: u64, err: &element::ParseError) -> Not
             err.message
         ),
     )
+}
+
+/// Name, namespace and the addressing attributes of a parsed element.
+fn fill_from(e: &mut Event, el: lite::El<'_, '_>, owned: Option<&element::Element>, scope: &Scope) {
+    e.name.clear();
+    e.name.push_str(el.name());
+    e.ns = match owned {
+        Some(o) => o.ns.clone(),
+        None if el.ns() == &*scope.default_ns => scope.default_ns.clone(),
+        None => element::intern(el.ns()),
+    };
+    e.typ = el.attr("type").map(str::to_owned);
+    e.id = el.attr("id").map(str::to_owned);
+    e.from = el.attr("from").map(str::to_owned);
+    e.to = el.attr("to").map(str::to_owned);
 }
 
 fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
@@ -1247,7 +1414,7 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
 }
 
 /// Link an IQ response to its request (RFC 6120 §8.2.3), one pass.
-fn pair_iq(e: &mut Event, el: &element::Element, ctx: &mut Ctx<'_>, st: &mut FlowState<'_>) {
+fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut FlowState<'_>) {
     let limit = ctx.cfg.limits.max_pending_iqs;
     match st.iqs.iq(
         ctx.dir,

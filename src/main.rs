@@ -12,6 +12,11 @@ use xmppscope::cli::Args;
 use xmppscope::run::{Outcome, run_file};
 
 fn main() -> ExitCode {
+    // mimalloc asks for transparent huge pages; each thread's heap then
+    // costs 2 MiB steps of resident memory. Small pages keep the peak RSS
+    // bounded (bench/RESULTS.md). Best effort: an error changes nothing.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let args = Args::parse();
     if args.list_interfaces {
         return match xmppscope::live::list_interfaces() {

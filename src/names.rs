@@ -29,7 +29,8 @@ pub enum Source {
 
 #[derive(Debug, Default, Clone)]
 pub struct Names {
-    display: HashMap<IpAddr, (String, Source)>,
+    /// Looked up twice per printed line: foldhash, randomly seeded.
+    display: HashMap<IpAddr, (String, Source), foldhash::fast::RandomState>,
     addrs: BTreeMap<String, BTreeSet<IpAddr>>,
     /// alias → canonical name (CNAME) or SRV owner → targets.
     links: BTreeMap<String, BTreeSet<String>>,

@@ -57,7 +57,8 @@ impl<W: Write> Printer<W> {
             json: Vec::new(),
             stats: Stats::default(),
             expert: Expert::default(),
-            names: settings.resolve_names.then(crate::names::Names::default),
+            // Names only show on printed lines: `-q` needs none.
+            names: (settings.resolve_names && !settings.quiet).then(crate::names::Names::default),
             views: settings
                 .views
                 .any()
@@ -696,25 +697,34 @@ mod parallel {
             while let Ok(old) = trash.try_recv() {
                 drop(old);
             }
-            let mut outs = Vec::with_capacity(job.frames.len());
+            let mut outs = Vec::new();
+            let mut packet = Packet::default();
             for &i in &job.frames {
                 let Some(f) = job.batch.frames.get(i as usize) else {
                     continue;
                 };
                 let data = job.batch.bytes.get(f.start..f.end).unwrap_or_default();
-                let mut packet = Packet::default();
                 d.dissect(f.number, f.ts, linktype, data, f.len, &mut packet);
                 last = last.max(f.number);
                 let (events, notes) = d.take_flushed();
                 let flushed = (!events.is_empty() || !notes.is_empty()).then_some((events, notes));
+                // A frame that completed nothing prints nothing: only the
+                // others travel to the printer.
+                if flushed.is_none() && packet.events.is_empty() && packet.notes.is_empty() {
+                    continue;
+                }
                 outs.push(Out {
                     shard,
                     idx: i,
-                    packet,
+                    packet: std::mem::take(&mut packet),
                     flushed,
                 });
             }
-            if done.send(Done::Batch { seq: job.seq, outs }).is_err() {
+            let seq = job.seq;
+            // Let go of the batch before reporting, so that the printer
+            // holds the last reference and can recycle it.
+            drop(job);
+            if done.send(Done::Batch { seq, outs }).is_err() {
                 return;
             }
         }
@@ -775,23 +785,36 @@ mod parallel {
                 let Some((_, mut outs)) = pending.remove(next_print) else {
                     break;
                 };
-                outs.sort_by_key(|o| o.packet.number);
+                outs.sort_by_key(|o| o.idx);
                 let batch = held.get(next_print);
-                for o in &outs {
-                    // DNS answers teach names, in frame order as in one thread.
-                    if let Some(names) = &mut printer.names
-                        && o.packet.flow.is_none()
-                        && let Some(f) = batch.and_then(|b| b.frames.get(o.idx as usize))
-                        && let Some(data) = batch.and_then(|b| b.bytes.get(f.start..f.end))
-                        && let Some(u) = crate::link::udp_datagram(linktype, data)
+                // The clock starts at the first frame, shown or not.
+                if let Some(f) = batch.and_then(|b| b.frames.first()) {
+                    printer.clock.relative(f.ts);
+                }
+                let mut frames = batch.map(|b| b.frames.iter().enumerate().peekable());
+                // DNS answers teach names, in frame order as in one thread
+                // (a datagram has no flow, so usually no output of its own).
+                let mut learn = |upto: usize, printer: &mut Printer<_>| {
+                    if let (Some(names), Some(frames), Some(b)) =
+                        (&mut printer.names, frames.as_mut(), batch)
                     {
-                        names.udp(u.sport, u.payload);
+                        while let Some((_, f)) = frames.next_if(|(i, _)| *i <= upto) {
+                            if let Some(data) = b.bytes.get(f.start..f.end)
+                                && let Some(u) = crate::link::udp_datagram(linktype, data)
+                            {
+                                names.udp(u.sport, u.payload);
+                            }
+                        }
                     }
+                };
+                for o in &outs {
+                    learn(o.idx as usize, printer);
                     printer.packet(&o.packet)?;
                     if let Some((events, notes)) = &o.flushed {
                         printer.flushed(events, notes, o.packet.number)?;
                     }
                 }
+                learn(usize::MAX, printer);
                 let mut back: Vec<Vec<Out>> = trash_txs.iter().map(|_| Vec::new()).collect();
                 for o in outs {
                     if let Some(v) = back.get_mut(o.shard as usize) {

@@ -5,6 +5,7 @@ pub mod detail;
 pub mod element;
 pub mod framer;
 pub mod info;
+pub mod lite;
 pub mod pairing;
 pub mod sasl;
 

@@ -831,13 +831,14 @@ impl HalfStream {
             let tail = bytes
                 .get(bytes.len().saturating_sub(cap)..)
                 .unwrap_or(bytes);
-            self.recent.extend(tail.iter().copied());
+            // By reference: std copies a slice into the deque with memcpy.
+            self.recent.extend(tail);
         } else {
             let excess = (self.recent.len() + bytes.len())
                 .saturating_sub(cap)
                 .min(self.recent.len());
             self.recent.drain(..excess);
-            self.recent.extend(bytes.iter().copied());
+            self.recent.extend(bytes);
         }
     }
 

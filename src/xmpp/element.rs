@@ -253,9 +253,17 @@ fn current<'a>(stack: &'a [(Element, Option<Scope>)], outer: &'a Scope) -> &'a S
         .unwrap_or(outer)
 }
 
+/// The empty namespace, shared (no allocation per event).
+#[must_use]
+pub fn empty_ns() -> Arc<str> {
+    use std::sync::OnceLock;
+    static EMPTY: OnceLock<Arc<str>> = OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
+}
+
 /// Shared copies of the namespaces seen all the time, so that an element
 /// in one of them costs no allocation.
-fn intern(ns: &str) -> Arc<str> {
+pub(crate) fn intern(ns: &str) -> Arc<str> {
     use std::sync::OnceLock;
     static COMMON: OnceLock<Vec<Arc<str>>> = OnceLock::new();
     let common = COMMON.get_or_init(|| {

@@ -411,8 +411,32 @@ impl Framer {
 
     /// Feed the next in-order bytes; `frame` is the capture frame number that carried them.
     pub fn push(&mut self, data: &[u8], frame: u64, sink: &mut dyn FnMut(FramerEvent<'_>)) {
+        self.push_inner(data, frame, sink, false);
+    }
+
+    /// [`Framer::push`], stopping as soon as the framer is back between
+    /// units ([`Framer::at_top`]) after having read something: returns how
+    /// many bytes of `data` it took; the caller hands over the rest (or
+    /// frames it itself). Stopping there is one more split of the input,
+    /// which changes nothing the framer reports.
+    pub fn push_until_top(
+        &mut self,
+        data: &[u8],
+        frame: u64,
+        sink: &mut dyn FnMut(FramerEvent<'_>),
+    ) -> usize {
+        self.push_inner(data, frame, sink, true)
+    }
+
+    fn push_inner(
+        &mut self,
+        data: &[u8],
+        frame: u64,
+        sink: &mut dyn FnMut(FramerEvent<'_>),
+        stop_at_top: bool,
+    ) -> usize {
         let Some(&last) = data.last() else {
-            return;
+            return 0;
         };
         let base = self.offset;
         self.ub = None;
@@ -422,10 +446,20 @@ impl Framer {
         let mut i = 0usize;
         while let Some(&b) = data.get(i) {
             i = self.step(data, i, b, base, frame, sink);
+            if stop_at_top
+                && i < data.len()
+                && self.at_top()
+                && let Some(&prev) = i.checked_sub(1).and_then(|p| data.get(p))
+            {
+                self.offset = at(base, i);
+                self.last_byte = prev;
+                return i;
+            }
         }
         self.end_of_push(data, base, sink);
         self.offset = at(base, data.len());
         self.last_byte = last;
+        data.len()
     }
 
     /// `len` bytes of the stream are missing (lost packet, snaplen
@@ -515,6 +549,25 @@ impl Framer {
     #[must_use]
     pub fn header_seen(&self) -> bool {
         self.header_seen
+    }
+
+    /// At the top level between units: no partial unit, text run or resync
+    /// pending. A caller may then cut complete elements itself (see
+    /// [`super::lite::frame`]) and account for them with [`Framer::skip`].
+    #[must_use]
+    pub fn at_top(&self) -> bool {
+        self.st == St::Top && !self.unit_open && !self.in_text && !self.resyncing
+    }
+
+    /// `data`, the stream bytes from [`Framer::offset`] on, was framed by the
+    /// caller (whole elements and the whitespace between them, cut where the
+    /// framer would cut them): only the stream offset moves. Call only when
+    /// [`Framer::at_top`].
+    pub fn skip(&mut self, data: &[u8]) {
+        if let Some(&last) = data.last() {
+            self.offset = at(self.offset, data.len());
+            self.last_byte = last;
+        }
     }
 
     /// True while skipping bytes to find the next top-level element.

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use super::element::Element;
+use super::lite::{El, Tree};
 use crate::model::{ChatState, Dir, EventKind, Facts, Note, NoteKind};
 
 pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -51,19 +52,23 @@ impl Described {
 #[must_use]
 pub fn stream_header(el: &Element, dir: Dir) -> String {
     let mut s = String::from("STREAM");
-    push_arrow(&mut s, el, dir);
+    push_arrow(&mut s, el.attr("to"), el.attr("from"), dir);
     s
 }
 
-fn push_arrow(s: &mut String, el: &Element, dir: Dir) {
-    let (arrow, attr) = match dir {
-        Dir::ClientToServer => (" > ", "to"),
-        Dir::ServerToClient => (" < ", "from"),
+fn push_arrow(s: &mut String, to: Option<&str>, from: Option<&str>, dir: Dir) {
+    let (arrow, v) = match dir {
+        Dir::ClientToServer => (" > ", to),
+        Dir::ServerToClient => (" < ", from),
     };
-    if let Some(v) = el.attr(attr).filter(|v| !v.is_empty()) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
         s.push_str(arrow);
         s.push_str(v);
     }
+}
+
+fn arrow(s: &mut String, el: El<'_, '_>, dir: Dir) {
+    push_arrow(s, el.attr("to"), el.attr("from"), dir);
 }
 
 /// Short form of a namespace for `QUERY(…)`: the part after the last `/`
@@ -77,9 +82,16 @@ pub fn short_ns(ns: &str) -> &str {
 /// Describe one top-level element.
 #[must_use]
 pub fn describe(el: &Element, dir: Dir) -> Described {
+    describe_el(Tree::from_element(el).root(), dir)
+}
+
+/// Describe one top-level element, read by [`super::lite`] or viewed from
+/// an [`Element`].
+#[must_use]
+pub fn describe_el(el: El<'_, '_>, dir: Dir) -> Described {
     let mut d = Described::default();
     let local = el.local();
-    let ns: &str = &el.ns;
+    let ns: &str = el.ns();
     match (local, ns) {
         ("message", _) => message(el, dir, &mut d),
         ("presence", _) => presence(el, dir, &mut d),
@@ -87,13 +99,12 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
         ("features", NS_STREAMS) => d.info = "FEATURES".into(),
         ("error", NS_STREAMS) => {
             let cond = el
-                .children
-                .iter()
-                .find(|c| &*c.ns == NS_STREAM_ERRORS && c.local() != "text")
-                .map_or("undefined-condition", Element::local);
+                .children()
+                .find(|c| c.ns() == NS_STREAM_ERRORS && c.local() != "text")
+                .map_or("undefined-condition", El::local);
             d.info = format!("STREAM ERROR {cond}");
-            if let Some(t) = el.child("text").filter(|t| !t.text.is_empty()) {
-                let _ = write!(d.info, " \"{}\"", preview(&t.text, 40));
+            if let Some(t) = el.child("text").map(El::text).filter(|t| !t.is_empty()) {
+                push_quoted(&mut d.info, &t, 40);
             }
             d.notes.push(Note::new(
                 NoteKind::StreamError,
@@ -110,10 +121,9 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
         ("abort", NS_SASL) => d.info = "ABORT".into(),
         ("failure", NS_SASL) => {
             let cond = el
-                .children
-                .iter()
+                .children()
                 .find(|c| c.local() != "text")
-                .map_or("", Element::local);
+                .map_or("", El::local);
             d.info = format!("FAILURE {cond}").trim_end().to_owned();
             d.notes.push(Note::new(
                 NoteKind::SaslFailure,
@@ -144,40 +154,45 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
             if !ns.is_empty() {
                 let _ = write!(d.info, "({})", short_ns(ns));
             }
-            push_arrow(&mut d.info, el, dir);
+            arrow(&mut d.info, el, dir);
         }
     }
     d
 }
 
-fn auth(el: &Element, d: &mut Described) {
+fn auth(el: El<'_, '_>, d: &mut Described) {
     let mech = el.attr("mechanism").unwrap_or("");
     d.info = format!("AUTH {mech}").trim_end().to_owned();
     // The user named in the initial response (PLAIN: RFC 4616 §2; SCRAM
     // client-first: RFC 5802 §7; X-OAUTH2 / X-GOOGLE-TOKEN), never a secret.
     if !mech.is_empty()
-        && let Some(user) = super::sasl::auth_user(mech, &el.text)
+        && let Some(user) = super::sasl::auth_user(mech, &el.text())
     {
         let _ = write!(d.info, " user={user}");
     }
 }
 
-fn type_of(el: &Element) -> Option<&str> {
-    el.attr("type")
+/// A stanza's Info, sized once for the usual length (address, preview).
+fn info_buf(start: &str) -> String {
+    let mut s = String::with_capacity(INFO_CAPACITY);
+    s.push_str(start);
+    s
 }
 
-fn stanza_error(el: &Element, d: &mut Described) {
-    if type_of(el) != Some("error") {
+/// Room reserved for a stanza's Info: kind, an address and a preview.
+const INFO_CAPACITY: usize = 96;
+
+fn stanza_error(el: El<'_, '_>, d: &mut Described) {
+    if el.attr("type") != Some("error") {
         return;
     }
     let cond = el
         .child("error")
         .and_then(|e| {
-            e.children
-                .iter()
-                .find(|c| &*c.ns == NS_STANZA_ERRORS && c.local() != "text")
+            e.children()
+                .find(|c| c.ns() == NS_STANZA_ERRORS && c.local() != "text")
         })
-        .map_or("undefined-condition", Element::local);
+        .map_or("undefined-condition", El::local);
     let _ = write!(d.info, " {cond}");
     d.notes.push(Note::new(
         NoteKind::StanzaError,
@@ -185,19 +200,19 @@ fn stanza_error(el: &Element, d: &mut Described) {
     ));
 }
 
-fn message(el: &Element, dir: Dir, d: &mut Described) {
+fn message(el: El<'_, '_>, dir: Dir, d: &mut Described) {
     d.stanza = true;
-    d.info = "MESSAGE".into();
-    push_arrow(&mut d.info, el, dir);
+    d.info = info_buf("MESSAGE");
+    arrow(&mut d.info, el, dir);
     if let Some(body) = el.child("body") {
+        let text = body.text();
         d.has_body = true;
-        d.facts.body_bytes = body.text.len() as u64;
-        let _ = write!(d.info, " \"{}\"", preview(&body.text, 24));
+        d.facts.body_bytes = text.len() as u64;
+        push_quoted(&mut d.info, &text, 24);
     }
     d.chat_state = el
-        .children
-        .iter()
-        .filter(|c| &*c.ns == NS_CHATSTATES)
+        .children()
+        .filter(|c| c.ns() == NS_CHATSTATES)
         .find_map(|c| ChatState::from_local(c.local()));
     if let Some(cs) = d.chat_state {
         let _ = write!(d.info, " [{}]", cs.as_str());
@@ -205,47 +220,46 @@ fn message(el: &Element, dir: Dir, d: &mut Described) {
     stanza_error(el, d);
 }
 
-fn presence(el: &Element, dir: Dir, d: &mut Described) {
+fn presence(el: El<'_, '_>, dir: Dir, d: &mut Described) {
     d.stanza = true;
-    d.info = "PRESENCE".into();
-    push_arrow(&mut d.info, el, dir);
-    if let Some(t) = type_of(el).filter(|t| *t != "error") {
+    d.info = info_buf("PRESENCE");
+    arrow(&mut d.info, el, dir);
+    if let Some(t) = el.attr("type").filter(|t| *t != "error") {
         let _ = write!(d.info, " {t}");
     }
     if let Some(show) = el.child("show") {
-        let _ = write!(d.info, " {}", show.text.trim());
+        let _ = write!(d.info, " {}", show.text().trim());
     }
-    d.facts.has_status = el.child("status").is_some();
-    if let Some(status) = el.child("status").filter(|s| !s.text.is_empty()) {
-        let _ = write!(d.info, " \"{}\"", preview(&status.text, 24));
+    let status = el.child("status");
+    d.facts.has_status = status.is_some();
+    if let Some(text) = status.map(El::text).filter(|s| !s.is_empty()) {
+        push_quoted(&mut d.info, &text, 24);
     }
     stanza_error(el, d);
 }
 
-fn iq(el: &Element, dir: Dir, d: &mut Described) {
+fn iq(el: El<'_, '_>, dir: Dir, d: &mut Described) {
     d.stanza = true;
-    let t = type_of(el).unwrap_or("");
-    d.info = format!("IQ({t})");
-    if let Some(child) = el.children.iter().find(|c| c.local() != "error") {
+    let t = el.attr("type").unwrap_or("");
+    d.info = info_buf("IQ(");
+    d.info.push_str(t);
+    d.info.push(')');
+    if let Some(child) = el.children().find(|c| c.local() != "error") {
         let name = child.local();
-        if name == "ping" && &*child.ns == "urn:xmpp:ping" {
+        if name == "ping" && child.ns() == "urn:xmpp:ping" {
             d.facts.ping = true;
         }
-        if name == "query" && &*child.ns == "jabber:iq:roster" && t == "result" {
-            let items = child
-                .children
-                .iter()
-                .filter(|c| c.local() == "item")
-                .count();
+        if name == "query" && child.ns() == "jabber:iq:roster" && t == "result" {
+            let items = child.children().filter(|c| c.local() == "item").count();
             d.facts.roster_items = Some(u32::try_from(items).unwrap_or(u32::MAX));
         }
         if name == "query" {
-            let _ = write!(d.info, " QUERY({})", short_ns(&child.ns));
+            let _ = write!(d.info, " QUERY({})", short_ns(child.ns()));
         } else {
             let _ = write!(d.info, " {}", name.to_uppercase());
         }
     }
-    push_arrow(&mut d.info, el, dir);
+    arrow(&mut d.info, el, dir);
     stanza_error(el, d);
 }
 
@@ -253,6 +267,12 @@ fn iq(el: &Element, dir: Dir, d: &mut Described) {
 #[must_use]
 pub fn preview(text: &str, max: usize) -> String {
     let mut out = String::new();
+    push_preview(&mut out, text, max);
+    out
+}
+
+/// [`preview`] appended to `out`.
+pub fn push_preview(out: &mut String, text: &str, max: usize) {
     for (n, c) in text.chars().enumerate() {
         if n == max {
             out.push('…');
@@ -260,7 +280,13 @@ pub fn preview(text: &str, max: usize) -> String {
         }
         out.push(if c.is_control() { ' ' } else { c });
     }
-    out
+}
+
+/// ` "preview"` appended to `out`.
+fn push_quoted(out: &mut String, text: &str, max: usize) {
+    out.push_str(" \"");
+    push_preview(out, text, max);
+    out.push('"');
 }
 
 #[cfg(test)]

@@ -174,3 +174,77 @@ fn byte_by_byte_gives_the_same_events() {
     assert!(infos.contains(&"IQ(set) BIND"), "{infos:?}");
     assert!(infos.contains(&"SM r"), "{infos:?}");
 }
+
+/// Every field an event carries but the frames it came in (which depend on
+/// the cut by definition), keepalives left out as above.
+fn full_events_of(frames: &[Vec<u8>]) -> Vec<String> {
+    let mut d = Dissector::new(Config::default());
+    let mut p = Packet::default();
+    let mut out = Vec::new();
+    let show = |e: &xmppscope::model::Event| {
+        format!(
+            "{} {:?} {} {{{}}} {:?} {:?} {:?} {:?} @{}+{} body={} {:?} {:?} {:?} resp={:?}",
+            e.kind_name(),
+            e.info,
+            e.name,
+            e.ns,
+            e.typ,
+            e.id,
+            e.from,
+            e.to,
+            e.offset,
+            e.len,
+            e.has_body,
+            e.chat_state,
+            e.facts,
+            e.notes,
+            e.response_to,
+        )
+    };
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Timestamp {
+            secs: 1_000 + i as i64,
+            nanos: 0,
+        };
+        d.dissect(i as u64 + 1, ts, dlt::EN10MB, f, f.len() as u32, &mut p);
+        out.extend(
+            p.events
+                .iter()
+                .filter(|e| e.kind_name() != "keepalive")
+                .map(show),
+        );
+    }
+    d.finish(frames.len() as u64);
+    let (late, _) = d.take_flushed();
+    out.extend(
+        late.iter()
+            .filter(|e| e.kind_name() != "keepalive")
+            .map(show),
+    );
+    out
+}
+
+/// Elements complete in one segment are cut and read in one pass
+/// (`lite::frame`), the others by the framer and `lite::parse` or
+/// quick-xml: whole, one piece per segment and byte by byte, every field
+/// of every event is the same.
+#[test]
+fn fast_and_framed_elements_give_the_same_event_fields() {
+    let mut choice: Vec<usize> = (0..9).collect();
+    choice.extend([4, 0, 2, 7, 3, 1, 5, 5, 0]);
+    let s = stream(&choice);
+    let isn = 7;
+    let whole = full_events_of(&frames_of(&segments(&s, &[], isn), isn));
+    assert!(whole.len() > 15, "{whole:#?}");
+    let mut at = HEADER.len();
+    let mut piece_cuts = vec![at];
+    for &c in &choice {
+        at += pieces()[c % pieces().len()].len();
+        piece_cuts.push(at);
+    }
+    let per_piece = full_events_of(&frames_of(&segments(&s, &piece_cuts, isn), isn));
+    assert_eq!(per_piece, whole);
+    let every: Vec<usize> = (1..s.len()).collect();
+    let bytewise = full_events_of(&frames_of(&segments(&s, &every, isn), isn));
+    assert_eq!(bytewise, whole);
+}

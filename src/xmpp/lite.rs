@@ -1,0 +1,748 @@
+//! A flat, borrowed view of one top-level unit: what the Info column,
+//! `--stats` and IQ pairing read (names, namespaces, attributes, the text of
+//! a few children), without building an owned [`Element`] tree.
+//!
+//! Two ways in, one way out:
+//!
+//! * [`parse`] reads a unit straight from its bytes when it is plain XML —
+//!   the usual case on the wire — borrowing names, attribute values and text
+//!   from the unit; it declines (returns `None`) on anything it does not
+//!   understand completely (comments, CDATA, processing instructions, unusual
+//!   names or tag layouts, unknown references, invalid UTF-8, any
+//!   well-formedness error). The caller then parses with quick-xml
+//!   ([`super::element::parse`]), which decides what the unit is.
+//! * [`Tree::from_element`] views an [`Element`] parsed by quick-xml the same
+//!   way, so the summary code ([`super::info::describe_el`]) is written once.
+//!
+//! Whatever [`parse`] accepts, quick-xml accepts too and reads the same way
+//! (same names, namespaces, attribute values after normalisation, same text
+//! with the predefined entities and character references resolved and any
+//! other reference kept as written); `tests` check that on tricky units and on
+//! random mutations of real ones.
+//!
+//! Memory is linear in the unit (bounded by the framer's
+//! `--max-element-bytes`); no recursion, so nesting depth costs no stack.
+
+use std::borrow::Cow;
+
+use memchr::memchr2;
+use quick_xml::XmlVersion;
+use quick_xml::events::BytesRef;
+use quick_xml::events::attributes::Attribute;
+use quick_xml::name::QName;
+
+use super::element::{Element, Scope};
+
+/// "No node" / "no piece" in the index links.
+const NONE: u32 = u32::MAX;
+
+/// The namespace bound to the `xml` prefix (Namespaces in XML §3).
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+#[derive(Debug, Clone)]
+struct Node<'a> {
+    /// Qualified name as written.
+    name: &'a str,
+    /// Its local part (after the last `:`).
+    local: &'a str,
+    /// Resolved namespace URI ("" when none).
+    ns: &'a str,
+    attrs_start: u32,
+    attrs_end: u32,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+    first_text: u32,
+    last_text: u32,
+}
+
+/// One parsed unit, flat: nodes in document order (the root first).
+#[derive(Debug, Clone, Default)]
+pub struct Tree<'a> {
+    nodes: Vec<Node<'a>>,
+    attrs: Vec<(&'a str, Cow<'a, str>)>,
+    /// Pieces of character data, each with the next piece of the same node.
+    texts: Vec<(Cow<'a, str>, u32)>,
+}
+
+/// An element of a [`Tree`].
+#[derive(Debug, Clone, Copy)]
+pub struct El<'t, 'a> {
+    tree: &'t Tree<'a>,
+    idx: u32,
+}
+
+impl<'a> Tree<'a> {
+    fn with_capacity() -> Self {
+        Self {
+            nodes: Vec::with_capacity(8),
+            attrs: Vec::with_capacity(16),
+            texts: Vec::with_capacity(8),
+        }
+    }
+
+    /// The root element. A tree always has one (both constructors make it).
+    #[must_use]
+    pub fn root(&self) -> El<'_, 'a> {
+        El { tree: self, idx: 0 }
+    }
+
+    fn len32(n: usize) -> u32 {
+        u32::try_from(n).unwrap_or(NONE)
+    }
+
+    /// Append an element under `parent` (NONE for the root).
+    fn add(
+        &mut self,
+        parent: u32,
+        name: &'a str,
+        local: &'a str,
+        ns: &'a str,
+        attrs_start: usize,
+    ) -> u32 {
+        let idx = Self::len32(self.nodes.len());
+        self.nodes.push(Node {
+            name,
+            local,
+            ns,
+            attrs_start: Self::len32(attrs_start),
+            attrs_end: Self::len32(self.attrs.len()),
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+            first_text: NONE,
+            last_text: NONE,
+        });
+        if let Some(p) = self.nodes.get(parent as usize).map(|p| p.last_child) {
+            if let Some(prev) = self.nodes.get_mut(p as usize) {
+                prev.next_sibling = idx;
+            }
+            if let Some(p) = self.nodes.get_mut(parent as usize) {
+                if p.first_child == NONE {
+                    p.first_child = idx;
+                }
+                p.last_child = idx;
+            }
+        }
+        idx
+    }
+
+    fn add_text(&mut self, node: u32, piece: Cow<'a, str>) {
+        if piece.is_empty() {
+            return;
+        }
+        let idx = Self::len32(self.texts.len());
+        self.texts.push((piece, NONE));
+        let Some(n) = self.nodes.get_mut(node as usize) else {
+            return;
+        };
+        let last = n.last_text;
+        if n.first_text == NONE {
+            n.first_text = idx;
+        }
+        n.last_text = idx;
+        if let Some(t) = self.texts.get_mut(last as usize) {
+            t.1 = idx;
+        }
+    }
+
+    /// View an element parsed by quick-xml (iteratively: any depth).
+    #[must_use]
+    pub fn from_element(el: &'a Element) -> Self {
+        let mut t = Self::default();
+        // (element, its node, index of the next child to add)
+        let mut stack: Vec<(&'a Element, u32, usize)> = Vec::new();
+        let root = t.add_element(el, NONE);
+        stack.push((el, root, 0));
+        while let Some((e, node, next)) = stack.last_mut() {
+            let (e, node) = (*e, *node);
+            match e.children.get(*next) {
+                Some(c) => {
+                    *next += 1;
+                    let idx = t.add_element(c, node);
+                    stack.push((c, idx, 0));
+                }
+                None => {
+                    stack.pop();
+                }
+            }
+        }
+        t
+    }
+
+    fn add_element(&mut self, el: &'a Element, parent: u32) -> u32 {
+        let start = self.attrs.len();
+        self.attrs.extend(
+            el.attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str()))),
+        );
+        let idx = self.add(parent, &el.name, el.local(), &el.ns, start);
+        self.add_text(idx, Cow::Borrowed(&el.text));
+        idx
+    }
+}
+
+impl<'t, 'a> El<'t, 'a> {
+    fn node(self) -> Option<&'t Node<'a>> {
+        self.tree.nodes.get(self.idx as usize)
+    }
+
+    /// Qualified name as written.
+    #[must_use]
+    pub fn name(self) -> &'a str {
+        self.node().map_or("", |n| n.name)
+    }
+
+    /// Local part of the name.
+    #[must_use]
+    pub fn local(self) -> &'a str {
+        self.node().map_or("", |n| n.local)
+    }
+
+    /// Resolved namespace ("" when none).
+    #[must_use]
+    pub fn ns(self) -> &'a str {
+        self.node().map_or("", |n| n.ns)
+    }
+
+    /// Attribute by qualified name (the first one when repeated).
+    #[must_use]
+    pub fn attr(self, name: &str) -> Option<&'t str> {
+        let n = self.node()?;
+        self.tree
+            .attrs
+            .get(n.attrs_start as usize..n.attrs_end as usize)?
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Child elements in order.
+    pub fn children(self) -> impl Iterator<Item = El<'t, 'a>> + use<'t, 'a> {
+        let tree = self.tree;
+        let mut next = self.node().map_or(NONE, |n| n.first_child);
+        std::iter::from_fn(move || {
+            let n = tree.nodes.get(next as usize)?;
+            let el = El { tree, idx: next };
+            next = n.next_sibling;
+            Some(el)
+        })
+    }
+
+    /// First child with this local name (any namespace).
+    #[must_use]
+    pub fn child(self, local: &str) -> Option<El<'t, 'a>> {
+        self.children().find(|c| c.local() == local)
+    }
+
+    /// Character data directly inside this element, references resolved.
+    #[must_use]
+    pub fn text(self) -> Cow<'t, str> {
+        let tree = self.tree;
+        let mut next = self.node().map_or(NONE, |n| n.first_text);
+        let Some((first, after)) = tree.texts.get(next as usize) else {
+            return Cow::Borrowed("");
+        };
+        if *after == NONE {
+            return Cow::Borrowed(first);
+        }
+        let mut s = String::new();
+        while let Some((piece, after)) = tree.texts.get(next as usize) {
+            s.push_str(piece);
+            next = *after;
+        }
+        Cow::Owned(s)
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The names read here: ASCII, a letter or `_` first (anything else goes
+/// to quick-xml).
+fn is_name_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+/// Name characters read here (a table: this is the inner loop of a tag).
+static NAME_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+        c += 1;
+    }
+    t
+};
+
+fn is_name_char(b: u8) -> bool {
+    NAME_CHAR[usize::from(b)]
+}
+
+fn name_end(b: &[u8], from: usize) -> usize {
+    b.get(from..)
+        .and_then(|r| r.iter().position(|&c| !is_name_char(c)))
+        .map_or(b.len(), |p| from + p)
+}
+
+fn predefined(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => return None,
+    })
+}
+
+/// Levels whose attributes and character data [`parse`] keeps (the root is
+/// level 1): the stanza and its children (`body`, `show`, `status`, …).
+pub const FULL_LEVELS: usize = 2;
+/// Levels whose elements [`parse`] keeps at all, by name and namespace: the
+/// grandchildren too (roster `item`s, error conditions). Deeper elements
+/// are checked for well-formedness, not kept.
+pub const NAMED_LEVELS: usize = 3;
+
+/// An element open while parsing.
+struct Open<'a> {
+    /// Its node (NONE below [`NAMED_LEVELS`]).
+    node: u32,
+    name: &'a [u8],
+    /// Default namespace inside it.
+    default_ns: &'a str,
+    /// `prefixes.len()` before its declarations.
+    prefixes_len: usize,
+}
+
+/// Read one complete unit (a top-level element cut out by the framer) in
+/// `scope`, or `None` when it is not plain enough to be read here (then
+/// quick-xml decides). The unit must be UTF-8 (checked once, as a whole);
+/// bytes after the element are not looked at, as quick-xml does.
+#[must_use]
+pub fn parse<'a>(b: &'a [u8], scope: &'a Scope) -> Option<Tree<'a>> {
+    let s = std::str::from_utf8(b).ok()?;
+    parse_str(s, scope, usize::MAX).map(|(t, _)| t)
+}
+
+/// Frame and read the element at the start of `s` (in-order stream bytes
+/// at the top level, already checked for UTF-8): the tree and the element's
+/// length, or `None` when it is incomplete, not plain, deeper than
+/// `max_depth` open elements, longer than `max_bytes`, or a stream header
+/// (then the framer cuts it). Whatever this frames, the framer would cut at
+/// the same place ([`super::framer`] counts depth and skips quoted values
+/// the same way on plain XML).
+#[must_use]
+pub fn frame<'a>(
+    s: &'a str,
+    scope: &'a Scope,
+    max_bytes: usize,
+    max_depth: usize,
+) -> Option<(Tree<'a>, usize)> {
+    let window = s.get(..s.len().min(max_bytes))?;
+    parse_str(window, scope, max_depth)
+}
+
+/// The reader behind [`parse`] and [`frame`]: the tree and the length of
+/// the element at the start of `s`.
+fn parse_str<'a>(s: &'a str, scope: &'a Scope, max_depth: usize) -> Option<(Tree<'a>, usize)> {
+    let b = s.as_bytes();
+    let mut t = Tree::with_capacity();
+    let mut stack: Vec<Open<'a>> = Vec::with_capacity(4);
+    // Prefixes declared inside the unit (those of the scope come after).
+    let mut prefixes: Vec<(&'a str, &'a str)> = Vec::new();
+    let lookup = |prefixes: &[(&'a str, &'a str)], p: &str| -> Option<&'a str> {
+        if p == "xml" {
+            return Some(NS_XML);
+        }
+        prefixes
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == p)
+            .map(|(_, v)| *v)
+            .or_else(|| {
+                scope
+                    .prefixes
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == p)
+                    .map(|(_, v)| &**v)
+            })
+    };
+    let mut i = 0;
+    loop {
+        // At markup: b[i] == '<'.
+        if b.get(i) != Some(&b'<') {
+            return None;
+        }
+        match b.get(i + 1).copied() {
+            Some(b'/') => {
+                let gt = i + 2 + b.get(i + 2..)?.iter().position(|&c| c == b'>')?;
+                let mut name = b.get(i + 2..gt)?;
+                while let [rest @ .., last] = name
+                    && is_ws(*last)
+                {
+                    name = rest;
+                }
+                let open = stack.pop()?;
+                if open.name != name {
+                    return None;
+                }
+                prefixes.truncate(open.prefixes_len);
+                i = gt + 1;
+                if stack.is_empty() {
+                    // The root is closed: what follows is not ours.
+                    return Some((t, i));
+                }
+            }
+            Some(c) if is_name_start(c) => {
+                let level = stack.len() + 1;
+                let ne = name_end(b, i + 1);
+                let name_b = b.get(i + 1..ne)?;
+                let attrs_start = t.attrs.len();
+                let prefixes_len = prefixes.len();
+                let mut own_default = None;
+                let mut j = ne;
+                let empty = loop {
+                    let ws = b
+                        .get(j..)?
+                        .iter()
+                        .position(|&c| !is_ws(c))
+                        .unwrap_or(usize::MAX);
+                    let k = j.checked_add(ws)?;
+                    match b.get(k).copied()? {
+                        b'>' => {
+                            j = k + 1;
+                            break false;
+                        }
+                        b'/' if b.get(k + 1) == Some(&b'>') => {
+                            j = k + 2;
+                            break true;
+                        }
+                        c if is_name_start(c) && ws > 0 => {
+                            let ke = name_end(b, k);
+                            if b.get(ke) != Some(&b'=') {
+                                return None;
+                            }
+                            let q = *b.get(ke + 1)?;
+                            if q != b'\'' && q != b'"' {
+                                return None;
+                            }
+                            let vs = ke + 2;
+                            let (ve, special) = value_end(b, vs, q)?;
+                            j = ve + 1;
+                            if level > NAMED_LEVELS {
+                                continue;
+                            }
+                            let key_b = b.get(k..ke)?;
+                            let xmlns = key_b.starts_with(b"xmlns")
+                                && matches!(key_b.get(5), None | Some(b':'));
+                            if level > FULL_LEVELS && !xmlns {
+                                continue;
+                            }
+                            let key = s.get(k..ke)?;
+                            let raw = s.get(vs..ve)?;
+                            let value = if special {
+                                attr_value(key, raw)
+                            } else {
+                                Cow::Borrowed(raw)
+                            };
+                            if xmlns {
+                                // A declaration must be usable as written.
+                                let Cow::Borrowed(v) = value else {
+                                    return None;
+                                };
+                                match key.strip_prefix("xmlns:") {
+                                    Some(p) => prefixes.push((p, v)),
+                                    None => own_default = Some(v),
+                                }
+                            }
+                            if level <= FULL_LEVELS {
+                                t.attrs.push((key, value));
+                            }
+                        }
+                        _ => return None,
+                    }
+                };
+                // The scope inside: the last `xmlns` of the tag wins.
+                let default_ns = own_default
+                    .unwrap_or_else(|| stack.last().map_or(&*scope.default_ns, |o| o.default_ns));
+                let node = if level <= NAMED_LEVELS {
+                    let name = s.get(i + 1..ne)?;
+                    let (local, ns) = match name_b.iter().position(|&c| c == b':') {
+                        Some(c) => (
+                            name.rsplit(':').next().unwrap_or(name),
+                            lookup(&prefixes, name.get(..c)?).unwrap_or(""),
+                        ),
+                        None => (name, default_ns),
+                    };
+                    if level == 1 && local == "stream" {
+                        // A stream header (or its like): the framer's.
+                        return None;
+                    }
+                    let parent = stack.last().map_or(NONE, |o| o.node);
+                    t.add(parent, name, local, ns, attrs_start)
+                } else {
+                    NONE
+                };
+                if empty {
+                    prefixes.truncate(prefixes_len);
+                    if stack.is_empty() {
+                        return Some((t, j));
+                    }
+                } else {
+                    if stack.len() >= max_depth {
+                        return None;
+                    }
+                    stack.push(Open {
+                        node,
+                        name: name_b,
+                        default_ns,
+                        prefixes_len,
+                    });
+                }
+                i = j;
+            }
+            _ => return None,
+        }
+        // Character data up to the next markup.
+        let (node, keep) = stack.last().map(|o| (o.node, stack.len() <= FULL_LEVELS))?;
+        loop {
+            let rest = b.get(i..)?;
+            let p = i + memchr2(b'<', b'&', rest)?;
+            if keep && p > i {
+                t.add_text(node, Cow::Borrowed(s.get(i..p)?));
+            }
+            if b.get(p) == Some(&b'<') {
+                i = p;
+                break;
+            }
+            // A reference: up to `;`, before any `&` or `<` (else malformed).
+            let after = b.get(p + 1..)?;
+            let q = p
+                + 1
+                + after
+                    .iter()
+                    .position(|&c| matches!(c, b';' | b'&' | b'<'))?;
+            if b.get(q) != Some(&b';') {
+                return None;
+            }
+            if keep {
+                let name = s.get(p + 1..q)?;
+                let piece = match BytesRef::new(name).resolve_char_ref() {
+                    Ok(Some(c)) => Cow::Owned(c.to_string()),
+                    _ => match predefined(name) {
+                        Some(c) => Cow::Borrowed(c),
+                        // Anything else stays as written, never expanded.
+                        None => Cow::Borrowed(s.get(p..=q)?),
+                    },
+                };
+                t.add_text(node, piece);
+            }
+            i = q + 1;
+        }
+    }
+}
+
+/// The closing quote `q` of an attribute value starting at `vs`, and
+/// whether the value needs normalising (`&`, tab, CR, LF); `None` at a `<`
+/// (not allowed in a value, XML 1.0 §3.1: quick-xml decides) or at the end.
+/// Values are short: a plain loop beats a vectorised search here.
+fn value_end(b: &[u8], vs: usize, q: u8) -> Option<(usize, bool)> {
+    let mut special = false;
+    for (k, &c) in b.get(vs..)?.iter().enumerate() {
+        if c == q {
+            return Some((vs + k, special));
+        }
+        match c {
+            b'<' => return None,
+            b'&' | b'\t' | b'\n' | b'\r' => special = true,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An attribute value as quick-xml gives it: normalised and unescaped
+/// (XML 1.0 §3.3.3) when it needs to be, as written otherwise.
+fn attr_value<'a>(key: &'a str, raw: &'a str) -> Cow<'a, str> {
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+    {
+        return Cow::Borrowed(raw);
+    }
+    let a = Attribute {
+        key: QName(key),
+        value: Cow::Borrowed(raw),
+    };
+    match a.normalized_value(XmlVersion::Implicit1_0) {
+        Ok(v) => v,
+        Err(_) => Cow::Borrowed(raw),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::xmpp::element::{self, NS_STREAMS};
+    use std::sync::Arc;
+
+    fn scope() -> Scope {
+        Scope {
+            default_ns: Arc::from("jabber:client"),
+            prefixes: vec![("stream".into(), Arc::from(NS_STREAMS))],
+        }
+    }
+
+    /// Everything a tree says at the levels [`parse`] keeps, in one
+    /// comparable value.
+    fn dump(t: &Tree<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![(t.root(), 1usize)];
+        while let Some((e, level)) = stack.pop() {
+            if level > NAMED_LEVELS {
+                continue;
+            }
+            let n = e.node().unwrap();
+            if level > FULL_LEVELS {
+                out.push(format!("{level} {} {} {{{}}}", e.name(), e.local(), e.ns()));
+                continue;
+            }
+            let attrs: Vec<String> = t.attrs[n.attrs_start as usize..n.attrs_end as usize]
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            out.push(format!(
+                "{level} {} {} {{{}}} [{}] {:?}",
+                e.name(),
+                e.local(),
+                e.ns(),
+                attrs.join(" "),
+                e.text()
+            ));
+            let kids: Vec<_> = e.children().collect();
+            for c in kids.into_iter().rev() {
+                stack.push((c, level + 1));
+            }
+        }
+        out
+    }
+
+    /// The fast reading agrees with quick-xml whenever it answers.
+    fn agrees(x: &[u8]) -> bool {
+        let sc = scope();
+        let Some(fast) = parse(x, &sc) else {
+            return false;
+        };
+        let el = element::parse(x, &sc, false)
+            .unwrap_or_else(|e| panic!("fast accepted what quick-xml rejects: {e:?} in {x:?}"));
+        let slow = Tree::from_element(&el);
+        assert_eq!(dump(&fast), dump(&slow), "{}", String::from_utf8_lossy(x));
+        true
+    }
+
+    #[test]
+    fn plain_units_are_read_here_and_agree() {
+        for x in [
+            &b"<message to='romeo@example.net' type=\"chat\"><body>h&#xe9;llo &amp; &lt;3 &#x1F600; &foo; &#0;</body><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"[..],
+            b"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>",
+            b"<iq type='result' id='r1'><query xmlns='jabber:iq:roster'><item jid='a@b' name='Tom &amp; Jerry &lt;ops&gt;' subscription='both'><group>R&amp;D</group></item><item jid='c@d' name=\"Fran&#231;ois &quot;Frank&quot;\"/></query></iq>",
+            b"<presence>\n  <show>away</show>\n  <status>in a\r\nmeeting</status>\n</presence >",
+            b"<a xmlns='urn:x' xmlns:p='urn:p'><p:b p:c='1' xml:lang='en'><c xmlns=''/></p:b></a>",
+            b"<message><body>a</body>tail<x/>more</message>trailing",
+            b"<x a='\t1\n2'/>",
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG0zMG15cjBtMzA=</auth>",
+            b"<message><body>]]&gt; > x</body></message >",
+            b"<q:r xmlns:q='urn:q'/>",
+            b"<u:r/>",
+            b"<a>& b;&;&#x;&#-1;</a>",
+            b"<a><b><c><d xmlns='x&amp;' e='&#1;&bogus;\t'>&#0;&x;</d></c></b></a>",
+        ] {
+            assert!(agrees(x), "not read here: {}", String::from_utf8_lossy(x));
+        }
+    }
+
+    #[test]
+    fn unusual_units_go_to_quick_xml() {
+        let sc = scope();
+        for x in [
+            &b"<message><body><![CDATA[<b>]]></body></message>"[..],
+            b"<message><!-- c --></message>",
+            b"<message><?pi x?></message>",
+            b"<iq><query></iq>",
+            b"<iq>",
+            b"",
+            b"text",
+            b"<a b='1'c='2'/>",
+            b"<a b = '1'/>",
+            b"<a b=1/>",
+            b"<a b='<'/>",
+            b"<a>&amp</a>",
+            b"<a>x\xffy</a>",
+            b"<iq type='result'><query xmlns='jabber:iq:roster'><item jid='\xff'><group>\xc3</group></item></query></iq>",
+            b"< a/>",
+            b"<a / >",
+            b"<\xc3\xa9/>",
+            b"<a xmlns='x&amp;y'/>",
+            b"<a></b>",
+        ] {
+            assert!(parse(x, &sc).is_none(), "{}", String::from_utf8_lossy(x));
+        }
+        // What follows a closed root is not looked at.
+        assert!(parse(b"<a/><b/>", &sc).is_none() || agrees(b"<a/><b/>"));
+    }
+
+    #[test]
+    fn deep_nesting_without_recursion() {
+        let mut x = Vec::new();
+        for _ in 0..50_000 {
+            x.extend_from_slice(b"<a>");
+        }
+        for _ in 0..50_000 {
+            x.extend_from_slice(b"</a>");
+        }
+        let sc = scope();
+        let t = parse(&x, &sc).unwrap();
+        assert_eq!(t.nodes.len(), NAMED_LEVELS);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Random edits of real units: whatever the fast reader accepts,
+        /// quick-xml reads the same way.
+        #[test]
+        fn mutations_agree(
+            which in 0usize..6,
+            edits in proptest::collection::vec((0usize..400, 0usize..24), 0..4),
+        ) {
+            const UNITS: [&str; 6] = [
+                "<message to='a@b/c' type='chat' id='x1'><body>Hi &amp; bye &#233;</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+                "<iq type='result' id='r'><query xmlns='jabber:iq:roster'><item jid='a@b' name='A &apos;B&apos;'><group>G</group></item></query></iq>",
+                "<presence from='a@b/r'><show>dnd</show><status>busy</status><c xmlns='http://jabber.org/protocol/caps' node='n' ver='v=' hash='sha-1'/></presence>",
+                "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>x</text></stream:error>",
+                "<iq type='error' id='e'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+                "<a xmlns='urn:xmpp:sm:3' h='12'/>",
+            ];
+            const INSERTS: [&str; 24] = [
+                "<", ">", "/", "'", "\"", "&", ";", "=", " ", "\t", "\r\n", ":", "x", "&amp;",
+                "&#65;", "&#x;", "<b/>", "</b>", "<b>", "xmlns='u'", "xmlns:p='v'", "p:", "é", "&lt",
+            ];
+            let mut x = UNITS[which].as_bytes().to_vec();
+            for (pos, ins) in edits {
+                let pos = pos % (x.len() + 1);
+                if ins % 3 == 0 && pos < x.len() {
+                    x.remove(pos);
+                } else {
+                    let bytes = INSERTS[ins].as_bytes();
+                    x.splice(pos..pos, bytes.iter().copied());
+                }
+            }
+            let _ = agrees(&x);
+        }
+    }
+}
