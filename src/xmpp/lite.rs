@@ -585,6 +585,46 @@ fn attr_value<'a>(key: &'a str, raw: &'a str) -> Cow<'a, str> {
     }
 }
 
+/// Everything a tree says at the levels [`parse`] keeps, in one
+/// comparable value (the tests and the `lite_vs_quickxml` fuzz target
+/// compare the fast reading with quick-xml's by it).
+#[doc(hidden)]
+#[must_use]
+pub fn dump(t: &Tree<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![(t.root(), 1usize)];
+    while let Some((e, level)) = stack.pop() {
+        if level > NAMED_LEVELS {
+            continue;
+        }
+        let Some(n) = e.node() else { continue };
+        if level > FULL_LEVELS {
+            out.push(format!("{level} {} {} {{{}}}", e.name(), e.local(), e.ns()));
+            continue;
+        }
+        let attrs: Vec<String> = t
+            .attrs
+            .get(n.attrs_start as usize..n.attrs_end as usize)
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        out.push(format!(
+            "{level} {} {} {{{}}} [{}] {:?}",
+            e.name(),
+            e.local(),
+            e.ns(),
+            attrs.join(" "),
+            e.text()
+        ));
+        let kids: Vec<_> = e.children().collect();
+        for c in kids.into_iter().rev() {
+            stack.push((c, level + 1));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -597,40 +637,6 @@ mod tests {
             default_ns: Arc::from("jabber:client"),
             prefixes: vec![("stream".into(), Arc::from(NS_STREAMS))],
         }
-    }
-
-    /// Everything a tree says at the levels [`parse`] keeps, in one
-    /// comparable value.
-    fn dump(t: &Tree<'_>) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![(t.root(), 1usize)];
-        while let Some((e, level)) = stack.pop() {
-            if level > NAMED_LEVELS {
-                continue;
-            }
-            let n = e.node().unwrap();
-            if level > FULL_LEVELS {
-                out.push(format!("{level} {} {} {{{}}}", e.name(), e.local(), e.ns()));
-                continue;
-            }
-            let attrs: Vec<String> = t.attrs[n.attrs_start as usize..n.attrs_end as usize]
-                .iter()
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect();
-            out.push(format!(
-                "{level} {} {} {{{}}} [{}] {:?}",
-                e.name(),
-                e.local(),
-                e.ns(),
-                attrs.join(" "),
-                e.text()
-            ));
-            let kids: Vec<_> = e.children().collect();
-            for c in kids.into_iter().rev() {
-                stack.push((c, level + 1));
-            }
-        }
-        out
     }
 
     /// The fast reading agrees with quick-xml whenever it answers.
