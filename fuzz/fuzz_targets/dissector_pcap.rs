@@ -118,6 +118,7 @@ fn config(zone: u32) -> Config {
         keep_tree: zone & 2 == 0,
         show_secrets: zone & 4 != 0,
         keylog: (zone & 8 == 0).then(|| KEYS.clone()),
+        ..Config::default()
     }
 }
 
