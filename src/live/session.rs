@@ -224,12 +224,6 @@ impl Session {
         self.running.stop();
     }
 
-    /// Has something failed (output, savefile)?
-    #[must_use]
-    pub fn failed(&self) -> bool {
-        self.failure.is_some()
-    }
-
     /// Push the savefile's buffer to the file.
     pub fn flush(&mut self) {
         if let Some(s) = self.save.as_mut()
