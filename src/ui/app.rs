@@ -1081,25 +1081,9 @@ impl App {
                 let Some((sel, top)) = self.story.cursor.get_mut(kind.index()) else {
                     return;
                 };
-                if len == 0 {
-                    return;
-                }
-                if let Some(down) = down {
-                    *sel = if down {
-                        (*sel + 3).min(len - 1)
-                    } else {
-                        sel.saturating_sub(3)
-                    };
-                    keep_visible(top, *sel, page);
-                } else if let MouseEventKind::Down(MouseButton::Left) = m.kind
-                    && body.contains(at)
-                {
-                    let pos =
-                        story::first_drawn(*sel, *top, page, len) + usize::from(m.row - body.y);
-                    if pos < len {
-                        *sel = pos;
-                    }
-                }
+                let first = story::first_drawn(*sel, *top, page, len);
+                let hit = clicked_row(&m, body, at).map(|r| first + r);
+                list_mouse(sel, top, len, page, down, hit);
             }
             Screen::Follow | Screen::Flows => {
                 let body = layout::list_body(a.main);
@@ -1117,26 +1101,41 @@ impl App {
                         (&mut self.flows.sel, &mut self.flows.top, len)
                     }
                 };
-                if len == 0 {
-                    return;
-                }
-                if let Some(down) = down {
-                    *sel = if down {
-                        (*sel + 3).min(len - 1)
-                    } else {
-                        sel.saturating_sub(3)
-                    };
-                    keep_visible(top, *sel, page);
-                } else if let MouseEventKind::Down(MouseButton::Left) = m.kind
-                    && body.contains(at)
-                {
-                    let pos = *top + usize::from(m.row - body.y);
-                    if pos < len {
-                        *sel = pos;
-                    }
-                }
+                let hit = clicked_row(&m, body, at).map(|r| *top + r);
+                list_mouse(sel, top, len, page, down, hit);
             }
         }
+    }
+}
+
+/// The row of `body` a left click hit, counted from its top.
+fn clicked_row(m: &MouseEvent, body: Rect, at: Position) -> Option<usize> {
+    (matches!(m.kind, MouseEventKind::Down(MouseButton::Left)) && body.contains(at))
+        .then(|| usize::from(m.row.saturating_sub(body.y)))
+}
+
+/// The mouse on a full-screen list of `len` rows: the wheel moves the
+/// selection three rows (`down`), a click selects the row it hit.
+fn list_mouse(
+    sel: &mut usize,
+    top: &mut usize,
+    len: usize,
+    page: usize,
+    down: Option<bool>,
+    clicked: Option<usize>,
+) {
+    if len == 0 {
+        return;
+    }
+    if let Some(down) = down {
+        *sel = if down {
+            (*sel + 3).min(len - 1)
+        } else {
+            sel.saturating_sub(3)
+        };
+        keep_visible(top, *sel, page);
+    } else if let Some(pos) = clicked.filter(|p| *p < len) {
+        *sel = pos;
     }
 }
 

@@ -63,6 +63,29 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Root, a Prosody (Debian package), setpriv, Debian's Python with
+/// slixmpp, and the `also` commands: else a visible skip (a failure under
+/// CI).
+fn can_run_a_sign_in(name: &str, also: &[&str]) -> bool {
+    require(is_root(), name, "needs root to capture on lo")
+        && require(
+            ["prosody", "prosodyctl", "setpriv"]
+                .iter()
+                .chain(also)
+                .all(|c| have(c)),
+            name,
+            &format!(
+                "one of prosody (Debian package), prosodyctl, setpriv{} is not installed",
+                also.iter().map(|c| format!(", {c}")).collect::<String>()
+            ),
+        )
+        && require(
+            have_slixmpp(),
+            name,
+            "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
+        )
+}
+
 /// Debian's Python has slixmpp (python3-slixmpp).
 fn have_slixmpp() -> bool {
     Command::new(PYTHON)
@@ -525,18 +548,7 @@ fn assert_in_order(text: &str, expected: &[&str]) {
 #[test]
 fn live_sign_in_is_shown_saved_and_counted() {
     let name = "live_sign_in_is_shown_saved_and_counted";
-    if !require(is_root(), name, "needs root to capture on lo")
-        || !require(
-            have("prosody") && have("prosodyctl") && have("setpriv"),
-            name,
-            "prosody (Debian package) or setpriv is not installed",
-        )
-        || !require(
-            have_slixmpp(),
-            name,
-            "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
-        )
-    {
+    if !can_run_a_sign_in(name, &[]) {
         return;
     }
     let prosody = start_prosody();
@@ -716,18 +728,7 @@ fn live_sign_in_is_shown_saved_and_counted() {
 #[test]
 fn live_capture_in_the_tui() {
     let name = "live_capture_in_the_tui";
-    if !require(is_root(), name, "needs root to capture on lo")
-        || !require(
-            have("prosody") && have("prosodyctl") && have("setpriv") && have("tmux"),
-            name,
-            "prosody (Debian package), setpriv or tmux is not installed",
-        )
-        || !require(
-            have_slixmpp(),
-            name,
-            "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
-        )
-    {
+    if !can_run_a_sign_in(name, &["tmux"]) {
         return;
     }
     let prosody = start_prosody();
@@ -1311,18 +1312,7 @@ exit $rc
 #[test]
 fn live_starttls_is_decrypted_as_the_key_log_grows() {
     let name = "live_starttls_is_decrypted_as_the_key_log_grows";
-    if !require(is_root(), name, "needs root to capture on lo")
-        || !require(
-            have("prosody") && have("prosodyctl") && have("setpriv") && have("openssl"),
-            name,
-            "prosody, setpriv or openssl is not installed",
-        )
-        || !require(
-            have_slixmpp(),
-            name,
-            "/usr/bin/python3 cannot import slixmpp (python3-slixmpp)",
-        )
-    {
+    if !can_run_a_sign_in(name, &["openssl"]) {
         return;
     }
     let prosody = start_prosody_with(true);
