@@ -169,6 +169,9 @@ pub struct BatchFrame {
     pub len: u32,
     pub start: usize,
     pub end: usize,
+    /// What the reader's `tag` said of the frame (the parallel run: the
+    /// shard it belongs to), computed on the reader's thread.
+    pub tag: u32,
 }
 
 impl Batch {
@@ -207,8 +210,22 @@ pub const BATCHES_IN_FLIGHT: usize = 4;
 /// Read `source` on a thread of its own. Empty batches come back through
 /// the returned sender to be reused. Stops after `limit` frames if given.
 pub fn spawn_reader(
+    source: FileSource,
+    limit: Option<u64>,
+) -> (
+    std::sync::mpsc::Receiver<ReaderMsg>,
+    std::sync::mpsc::Sender<Batch>,
+    std::thread::JoinHandle<()>,
+) {
+    spawn_tagging_reader(source, limit, |_| 0)
+}
+
+/// [`spawn_reader`], and each frame's [`BatchFrame::tag`] is `tag(bytes)`,
+/// computed on the reader's thread (which has time to spare).
+pub fn spawn_tagging_reader(
     mut source: FileSource,
     limit: Option<u64>,
+    tag: impl Fn(&[u8]) -> u32 + Send + 'static,
 ) -> (
     std::sync::mpsc::Receiver<ReaderMsg>,
     std::sync::mpsc::Sender<Batch>,
@@ -242,6 +259,7 @@ pub fn spawn_reader(
                             len: f.len,
                             start,
                             end: batch.bytes.len(),
+                            tag: tag(f.data),
                         });
                     }
                     Ok(None) => {

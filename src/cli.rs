@@ -196,10 +196,12 @@ pub struct Args {
     #[arg(long)]
     pub no_tui: bool,
 
-    /// Dissect a file with N threads, the flows split between them (output
-    /// identical to one thread except flow numbers, which stay unique).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub threads: usize,
+    /// Dissect a file with N threads, the flows split between them; the
+    /// output is the same as one thread's, except that the flow table limit
+    /// (--max-flows) is split between the threads. Default: the cores
+    /// (at most 4) for files of 4 MB and more, else 1.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 
     /// Limit: concurrent TCP flows tracked (the least recently seen are evicted past it).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
@@ -438,6 +440,10 @@ impl Args {
                     && !self.stats
                     && !self.verbose
                     && !expert));
+        let threads = self.threads.map_or_else(
+            || auto_threads(self.read_file.as_deref()),
+            |n| n.clamp(1, 64),
+        );
         Ok(Settings {
             path: self.read_file.unwrap_or_default(),
             live,
@@ -459,7 +465,7 @@ impl Args {
                 shard: 0,
                 shards: 0,
             },
-            threads: self.threads.clamp(1, 64),
+            threads,
             host_names,
             resolve_names: !self.no_resolve,
             jid: self.jid,
@@ -555,6 +561,26 @@ fn check_not_input(read: &str, out: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Files smaller than this are dissected on one thread unless `--threads`
+/// says otherwise: starting threads would cost more than it gains.
+pub const AUTO_THREADS_MIN_BYTES: u64 = 4_000_000;
+/// Threads `--threads` defaults to at most: past this the reader and the
+/// printer, which stay one each, set the pace.
+pub const AUTO_THREADS_MAX: usize = 4;
+
+/// `--threads` when not given: the cores, up to [`AUTO_THREADS_MAX`], for
+/// a regular file of [`AUTO_THREADS_MIN_BYTES`] or more; else one.
+fn auto_threads(path: Option<&str>) -> usize {
+    let big = path
+        .filter(|p| *p != "-")
+        .and_then(|p| std::fs::metadata(p).ok())
+        .is_some_and(|m| m.is_file() && m.len() >= AUTO_THREADS_MIN_BYTES);
+    if !big {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(AUTO_THREADS_MAX))
 }
 
 #[cfg(test)]

@@ -72,8 +72,8 @@ pub struct Config {
     /// shown. `None`: TLS records are only recognized.
     pub keylog: Option<Arc<KeyLog>>,
     /// For a dissector that sees one shard of the flows (the parallel run):
-    /// flow ids are `shard + n * shards`, so shards never share an id.
-    /// `shards == 0` means one dissector sees everything.
+    /// flow ids are the numbers of the frames that opened them, so shards
+    /// never share an id. `shards <= 1` means one dissector sees everything.
     pub shard: u32,
     pub shards: u32,
 }
@@ -259,6 +259,20 @@ pub struct Dissector {
     /// and at the end of the capture: they belong to earlier frames.
     flushed: Vec<Event>,
     flushed_notes: Vec<Note>,
+    /// The parallel run's bookkeeping (see [`Self::take_table_changes`]).
+    changes: TableChanges,
+}
+
+/// How one frame changed a sharded dissector's flow table, for the merge of
+/// the shards' outputs (global flow numbers, flows open at once).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TableChanges {
+    /// The flow created by the frame (its id: the frame's number).
+    pub created: Option<u32>,
+    /// The table's size right after that creation.
+    pub len_after_insert: Option<u32>,
+    /// Flows closed (idle, evicted, reused, end of capture), in order.
+    pub closed: Vec<u32>,
 }
 
 impl Dissector {
@@ -272,6 +286,33 @@ impl Dissector {
             next_sweep: i64::MIN,
             flushed: Vec::new(),
             flushed_notes: Vec::new(),
+            changes: TableChanges::default(),
+        }
+    }
+
+    fn sharded(&self) -> bool {
+        self.cfg.shards > 1
+    }
+
+    /// Flows in the table now.
+    #[must_use]
+    pub fn flows_len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// What the frames since the last call did to the flow table (kept only
+    /// when sharded: `cfg.shards > 1`).
+    pub fn take_table_changes(&mut self) -> TableChanges {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// A frame of another shard went by: close idle flows when the
+    /// frame's time says so, exactly as [`Self::dissect`] would have on
+    /// seeing it, so that every shard sweeps at the same frames as one
+    /// dissector does.
+    pub fn tick(&mut self, number: u64, ts: Timestamp) {
+        if ts.secs >= self.next_sweep {
+            self.sweep_idle(ts, number);
         }
     }
 
@@ -386,10 +427,16 @@ impl Dissector {
             if self.flows.len() >= self.cfg.limits.max_flows {
                 self.evict_oldest(number, &mut out.notes);
             }
-            let flow = self.new_flow(src, dst, seg.syn, seg.has_ack);
+            let flow = self.new_flow(src, dst, seg.syn, seg.has_ack, number);
+            let id = flow.id;
             self.flows.insert(key, flow);
             self.counters.max_concurrent_flows =
                 self.counters.max_concurrent_flows.max(self.flows.len());
+            if self.sharded() {
+                self.changes.created = Some(id);
+                self.changes.len_after_insert =
+                    Some(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
+            }
         }
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
@@ -452,13 +499,23 @@ impl Dissector {
     /// End of capture: flush every flow (held data after holes, open
     /// elements); the events land in [`Self::take_flushed`].
     pub fn finish(&mut self, last_frame: u64) {
-        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
-        for key in keys {
+        // In the order the flows were opened (the table's own order is
+        // random), so that the output is the same from run to run.
+        let mut keys: Vec<(u32, FlowKey)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
+        keys.sort_unstable_by_key(|(id, _)| *id);
+        for (_, key) in keys {
             self.close_flow(&key, last_frame);
         }
     }
 
-    fn new_flow(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), syn: bool, ack: bool) -> Flow {
+    fn new_flow(
+        &mut self,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        syn: bool,
+        ack: bool,
+        frame: u64,
+    ) -> Flow {
         let is_xmpp_port =
             |p: u16| p == xmpp::PORT_C2S || p == xmpp::PORT_S2S || self.cfg.xmpp_ports.contains(&p);
         let is_tls_port = |p: u16| p == xmpp::PORT_C2S_TLS || p == xmpp::PORT_S2S_TLS;
@@ -485,10 +542,15 @@ impl Dissector {
         } else {
             Class::Unknown
         };
-        let id = self
-            .next_flow
-            .wrapping_mul(self.cfg.shards.max(1))
-            .wrapping_add(self.cfg.shard);
+        // One dissector numbers its flows 0, 1, 2, … in the order they
+        // open; a shard of the parallel run uses the opening frame's number
+        // (unique, and in the same order), which the merge maps back to
+        // 0, 1, 2, … (run.rs, `parallel`).
+        let id = if self.sharded() {
+            u32::try_from(frame).unwrap_or(u32::MAX)
+        } else {
+            self.next_flow
+        };
         self.next_flow = self.next_flow.wrapping_add(1);
         self.counters.flows += 1;
         if server.1 == xmpp::PORT_C2S {
@@ -518,15 +580,20 @@ impl Dissector {
         let Some(mut flow) = self.flows.remove(key) else {
             return;
         };
+        if self.sharded() {
+            self.changes.closed.push(flow.id);
+        }
         if flow.class == Class::Other {
             return;
         }
+        let first_note = self.flushed_notes.len();
         for dir in [Dir::ClientToServer, Dir::ServerToClient] {
             self.flush_half(&mut flow, dir, frame);
         }
         for p in flow.iqs.drain() {
-            self.flushed_notes.push(Note::new(
+            self.flushed_notes.push(Note::on_flow(
                 NoteKind::IqWithoutResponse,
+                flow.id,
                 format!(
                     "flow {} {}: {} (id '{}') in frame {} got no response",
                     flow.id,
@@ -536,6 +603,12 @@ impl Dissector {
                     p.frame
                 ),
             ));
+        }
+        if self.sharded() {
+            // The merge of the shards orders notes by flow.
+            for n in self.flushed_notes.iter_mut().skip(first_note) {
+                n.flow.get_or_insert(flow.id);
+            }
         }
     }
 
@@ -551,8 +624,9 @@ impl Dissector {
         with_half(flow, dir, sink, |tcp, deliver| tcp.flush(deliver));
         let half = &flow.halves[dir.index()];
         if let Some(f) = half.framer.as_ref().filter(|f| f.in_unit()) {
-            self.flushed_notes.push(Note::new(
+            self.flushed_notes.push(Note::on_flow(
                 NoteKind::IncompleteElement,
+                flow.id,
                 format!(
                     "flow {} {}: an element of {} bytes was still open at the end",
                     flow.id,
@@ -573,6 +647,8 @@ impl Dissector {
             ages.select_nth_unstable_by_key(n, |(f, _)| *f);
             ages.truncate(n);
         }
+        // Least recently seen first (a frame belongs to one flow: no ties).
+        ages.sort_unstable_by_key(|(f, _)| *f);
         for (_, key) in &ages {
             self.close_flow(key, frame);
         }
@@ -591,13 +667,15 @@ impl Dissector {
         let timeout = i64::try_from(self.cfg.limits.idle_timeout_secs).unwrap_or(i64::MAX);
         // Sweep at most once per tenth of the timeout (at least each second).
         self.next_sweep = now.secs.saturating_add((timeout / 10).max(1));
-        let idle: Vec<FlowKey> = self
+        let mut idle: Vec<(u32, FlowKey)> = self
             .flows
             .iter()
             .filter(|(_, f)| now.secs.saturating_sub(f.last_seen.secs) > timeout)
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (f.id, *k))
             .collect();
-        for key in &idle {
+        // Oldest flow first, not the table's random order.
+        idle.sort_unstable_by_key(|(id, _)| *id);
+        for (_, key) in &idle {
             self.close_flow(key, frame);
         }
         self.counters.flows_idle_closed += idle.len() as u64;
@@ -1139,12 +1217,13 @@ fn framer_event(
                 }
                 _ => String::new(),
             };
-            ctx.notes.push(Note::new(
+            ctx.notes.push(Note::on_flow(
                 kind,
+                ctx.flow,
                 format!(
-                    "{} {}: {}{limit} at stream offset {}..{}",
-                    ctx.dir.as_str(),
+                    "flow {} {}: {}{limit} at stream offset {}..{}",
                     ctx.flow,
+                    ctx.dir.as_str(),
                     n.detail,
                     n.start,
                     n.end
@@ -1237,12 +1316,13 @@ fn framer_event(
                 UnitKind::Pi => "a processing instruction",
                 _ => "text",
             };
-            ctx.notes.push(Note::new(
+            ctx.notes.push(Note::on_flow(
                 NoteKind::MalformedXml,
+                ctx.flow,
                 format!(
-                    "{} {}: {what} at the top level of the stream ({} bytes at offset {}), not allowed in XMPP (RFC 6120 §11.1)",
-                    ctx.dir.as_str(),
+                    "flow {} {}: {what} at the top level of the stream ({} bytes at offset {}), not allowed in XMPP (RFC 6120 §11.1)",
                     ctx.flow,
+                    ctx.dir.as_str(),
                     unit.bytes.len(),
                     unit.start
                 ),
@@ -1441,8 +1521,9 @@ fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut Flow
         pairing::Outcome::Request {
             evicted: Some(old), ..
         } => {
-            e.notes.push(Note::new(
+            e.notes.push(Note::on_flow(
                 NoteKind::LimitPendingIqs,
+                ctx.flow,
                 format!(
                     "more than {limit} unanswered IQ requests on flow {} (--max-pending-iqs): forgot the request in frame {} (id '{}')",
                     ctx.flow, old.frame, old.id
@@ -1560,8 +1641,11 @@ fn apply_decrypted(
                 Why::BadTag(t) => (NoteKind::TlsDecryptFailed, t),
                 Why::Lost(t) => (NoteKind::TlsDecryptLost, t),
             };
-            ctx.notes
-                .push(Note::new(kind, format!("flow {}: {text}", ctx.flow)));
+            ctx.notes.push(Note::on_flow(
+                kind,
+                ctx.flow,
+                format!("flow {}: {text}", ctx.flow),
+            ));
             return;
         }
         DecOut::Record(d) => d,

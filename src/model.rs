@@ -213,6 +213,10 @@ pub struct Note {
     pub kind: NoteKind,
     pub severity: Severity,
     pub text: String,
+    /// The flow whose number the text names ("flow 12 …"), if any: the
+    /// parallel run renumbers it ([`Note::renumber`]).
+    #[serde(skip)]
+    pub flow: Option<u32>,
 }
 
 impl Note {
@@ -222,7 +226,38 @@ impl Note {
             kind,
             severity: kind.severity(),
             text: text.into(),
+            flow: None,
         }
+    }
+
+    /// A note whose text names `flow` as "flow N".
+    #[must_use]
+    pub fn on_flow(kind: NoteKind, flow: u32, text: impl Into<String>) -> Self {
+        Self {
+            flow: Some(flow),
+            ..Self::new(kind, text)
+        }
+    }
+
+    /// Give the flow the note names a new number, in the text too.
+    pub fn renumber(&mut self, to: u32) {
+        let Some(from) = self.flow else {
+            return;
+        };
+        let old = format!("flow {from}");
+        // The first "flow N" not followed by another digit.
+        let at = self.text.match_indices(&old).map(|(i, _)| i).find(|&i| {
+            !self
+                .text
+                .as_bytes()
+                .get(i + old.len())
+                .is_some_and(u8::is_ascii_digit)
+        });
+        if let Some(i) = at {
+            self.text
+                .replace_range(i..i + old.len(), &format!("flow {to}"));
+        }
+        self.flow = Some(to);
     }
 }
 
@@ -454,5 +489,30 @@ impl Packet {
         self.dir = None;
         self.events.clear();
         self.notes.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renumber_changes_the_flow_named_in_the_text_only() {
+        let mut n = Note::on_flow(
+            NoteKind::IqWithoutResponse,
+            34,
+            "flow 342 is not it; flow 34 c2s: in frame 34 got no response",
+        );
+        n.renumber(7);
+        assert_eq!(
+            n.text,
+            "flow 342 is not it; flow 7 c2s: in frame 34 got no response"
+        );
+        assert_eq!(n.flow, Some(7));
+        // A note about no flow keeps its text.
+        let mut plain = Note::new(NoteKind::IqWithoutResponse, "flow 34 c2s");
+        plain.renumber(7);
+        assert_eq!(plain.text, "flow 34 c2s");
+        assert_eq!(plain.flow, None);
     }
 }

@@ -639,31 +639,43 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicU
 /// output merged back into frame order, so that it is the same as one
 /// thread's (flow numbers aside: shard k numbers its flows k, k+N, …).
 mod parallel {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
     use std::io::{self, BufWriter};
     use std::sync::Arc;
     use std::sync::mpsc::{self, Receiver, SyncSender};
 
     use super::{Outcome, Printer, truncated};
-    use crate::capture::{Batch, End, FileSource, ReaderMsg, spawn_reader};
+    use crate::capture::{Batch, End, FileSource, ReaderMsg, spawn_tagging_reader};
     use crate::cli::Settings;
-    use crate::dissect::{Counters, Dissector, shard_of};
+    use crate::dissect::{Counters, Dissector, TableChanges, shard_of};
     use crate::model::{Event, Note, Packet};
 
-    /// Frames of one batch for one shard (indices into the batch).
+    /// One batch of frames, seen by every shard: each dissects its own
+    /// flows' frames and lets the others' go by (their time still drives
+    /// the idle sweep).
     struct Job {
         seq: u64,
         batch: Arc<Batch>,
-        frames: Vec<u32>,
     }
 
-    /// One dissected frame with what left the pipeline after it.
+    /// What one shard has to say about one frame.
     struct Out {
         shard: u32,
         /// Index of the frame in its batch.
         idx: u32,
-        packet: Packet,
-        flushed: Option<(Vec<Event>, Vec<Note>)>,
+        /// The frame is this shard's (at most one shard's per frame).
+        owner: bool,
+        /// The dissected frame, when it completed something (owner only).
+        packet: Option<Packet>,
+        /// Flows closed by the idle sweep before the frame.
+        swept: (Vec<Event>, Vec<Note>),
+        /// Flows closed while dissecting it (evicted, reused).
+        flushed: (Vec<Event>, Vec<Note>),
+        changes: TableChanges,
+        /// The shard's flow table size after the frame, when it changed.
+        len: Option<u32>,
+        /// A UDP datagram from port 53: the printer learns names from it.
+        dns: bool,
     }
 
     enum Done {
@@ -690,6 +702,8 @@ mod parallel {
         trash: &Receiver<Vec<Out>>,
     ) {
         let mut last = 0;
+        let mut len = 0usize;
+        let mut packet = Packet::default();
         for job in jobs {
             // Printed outputs come back to be freed here, by the thread that
             // allocated them: the allocator's per-thread heaps then reuse
@@ -698,26 +712,51 @@ mod parallel {
                 drop(old);
             }
             let mut outs = Vec::new();
-            let mut packet = Packet::default();
-            for &i in &job.frames {
-                let Some(f) = job.batch.frames.get(i as usize) else {
-                    continue;
-                };
+            for (i, f) in job.batch.frames.iter().enumerate() {
                 let data = job.batch.bytes.get(f.start..f.end).unwrap_or_default();
-                d.dissect(f.number, f.ts, linktype, data, f.len, &mut packet);
-                last = last.max(f.number);
-                let (events, notes) = d.take_flushed();
-                let flushed = (!events.is_empty() || !notes.is_empty()).then_some((events, notes));
-                // A frame that completed nothing prints nothing: only the
-                // others travel to the printer.
-                if flushed.is_none() && packet.events.is_empty() && packet.notes.is_empty() {
+                last = f.number;
+                let owner = f.tag == shard;
+                d.tick(f.number, f.ts);
+                let swept = d.take_flushed();
+                let mut flushed = (Vec::new(), Vec::new());
+                let mut kept = None;
+                let mut dns = false;
+                if owner {
+                    d.dissect(f.number, f.ts, linktype, data, f.len, &mut packet);
+                    flushed = d.take_flushed();
+                    dns = packet.flow.is_none()
+                        && crate::link::udp_datagram(linktype, data)
+                            .is_some_and(|u| u.sport == crate::dns::PORT);
+                    // A frame that completed nothing prints nothing.
+                    if !packet.events.is_empty() || !packet.notes.is_empty() {
+                        kept = Some(std::mem::take(&mut packet));
+                    }
+                }
+                let changes = d.take_table_changes();
+                let now = d.flows_len();
+                let len_changed = (now != len).then(|| u32::try_from(now).unwrap_or(u32::MAX));
+                len = now;
+                let quiet = kept.is_none()
+                    && !dns
+                    && swept.0.is_empty()
+                    && swept.1.is_empty()
+                    && flushed.0.is_empty()
+                    && flushed.1.is_empty()
+                    && changes == TableChanges::default()
+                    && len_changed.is_none();
+                if quiet {
                     continue;
                 }
                 outs.push(Out {
                     shard,
-                    idx: i,
-                    packet: std::mem::take(&mut packet),
+                    idx: u32::try_from(i).unwrap_or(u32::MAX),
+                    owner,
+                    packet: kept,
+                    swept,
                     flushed,
+                    changes,
+                    len: len_changed,
+                    dns,
                 });
             }
             let seq = job.seq;
@@ -737,12 +776,66 @@ mod parallel {
         });
     }
 
+    /// What the shards' outputs need to read as one dissector's: flow
+    /// numbers 0, 1, 2, … in opening order, and the flows open at once.
+    #[derive(Default)]
+    struct Merge {
+        /// A shard's flow id (its opening frame) → the flow's number.
+        ids: HashMap<u32, u32>,
+        next_id: u32,
+        /// Each shard's flow table size.
+        lens: Vec<u64>,
+        max_concurrent: u64,
+    }
+
+    impl Merge {
+        fn id(&self, local: u32) -> u32 {
+            self.ids.get(&local).copied().unwrap_or(local)
+        }
+
+        fn renumber(&self, events: &mut [Event]) {
+            for e in events {
+                e.flow = self.id(e.flow);
+                self.renumber_notes(&mut e.notes);
+            }
+        }
+
+        fn renumber_notes(&self, notes: &mut [Note]) {
+            for n in notes {
+                if let Some(f) = n.flow {
+                    n.renumber(self.id(f));
+                }
+            }
+        }
+
+        /// Flows flushed by several shards at one frame (the idle sweep, the
+        /// end): oldest flow first, as one dissector closes them.
+        fn in_flow_order(&self, lists: Vec<(Vec<Event>, Vec<Note>)>) -> (Vec<Event>, Vec<Note>) {
+            let mut events = Vec::new();
+            let mut notes = Vec::new();
+            for (mut e, mut n) in lists {
+                events.append(&mut e);
+                notes.append(&mut n);
+            }
+            // Stable: a flow's own events keep their order. Local ids are
+            // opening frames, so their order is the flows' opening order.
+            events.sort_by_key(|e| e.flow);
+            notes.sort_by_key(|n| n.flow);
+            self.renumber(&mut events);
+            self.renumber_notes(&mut notes);
+            (events, notes)
+        }
+    }
+
     pub(super) fn run_file_parallel(settings: Settings) -> anyhow::Result<Outcome> {
         let shards = u32::try_from(settings.threads).unwrap_or(2).max(2);
         let source = FileSource::open(&settings.path)?;
         let linktype = source.linktype();
         let path = source.path().to_owned();
-        let (batches, recycle, reader) = spawn_reader(source, settings.count);
+        // The reader thread tells each frame's shard (it has time to spare).
+        let (batches, recycle, reader) = spawn_tagging_reader(source, settings.count, move |f| {
+            shard_of(linktype, f, shards)
+        });
         let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
         let mut job_txs = Vec::new();
         let mut trash_txs: Vec<mpsc::Sender<Vec<Out>>> = Vec::new();
@@ -765,7 +858,11 @@ mod parallel {
         drop(done_tx);
         let stdout = io::stdout();
         let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
-        // seq → (shards reported, outputs, the batch to recycle)
+        let mut merge = Merge {
+            lens: vec![0; shards as usize],
+            ..Merge::default()
+        };
+        // seq → (shards reported, outputs)
         let mut pending: BTreeMap<u64, (u32, Vec<Out>)> = BTreeMap::new();
         let mut batches_held: BTreeMap<u64, Arc<Batch>> = BTreeMap::new();
         let mut next_print = 0u64;
@@ -776,7 +873,8 @@ mod parallel {
         let print_ready = |pending: &mut BTreeMap<u64, (u32, Vec<Out>)>,
                            held: &mut BTreeMap<u64, Arc<Batch>>,
                            next_print: &mut u64,
-                           printer: &mut Printer<_>|
+                           printer: &mut Printer<_>,
+                           merge: &mut Merge|
          -> io::Result<()> {
             while let Some((reported, _)) = pending.get(next_print) {
                 if *reported < shards {
@@ -785,36 +883,21 @@ mod parallel {
                 let Some((_, mut outs)) = pending.remove(next_print) else {
                     break;
                 };
-                outs.sort_by_key(|o| o.idx);
+                // Frame order; at one frame the other shards' sweeps first.
+                outs.sort_by_key(|o| (o.idx, o.owner));
                 let batch = held.get(next_print);
                 // The clock starts at the first frame, shown or not.
                 if let Some(f) = batch.and_then(|b| b.frames.first()) {
                     printer.clock.relative(f.ts);
                 }
-                let mut frames = batch.map(|b| b.frames.iter().enumerate().peekable());
-                // DNS answers teach names, in frame order as in one thread
-                // (a datagram has no flow, so usually no output of its own).
-                let mut learn = |upto: usize, printer: &mut Printer<_>| {
-                    if let (Some(names), Some(frames), Some(b)) =
-                        (&mut printer.names, frames.as_mut(), batch)
-                    {
-                        while let Some((_, f)) = frames.next_if(|(i, _)| *i <= upto) {
-                            if let Some(data) = b.bytes.get(f.start..f.end)
-                                && let Some(u) = crate::link::udp_datagram(linktype, data)
-                            {
-                                names.udp(u.sport, u.payload);
-                            }
-                        }
-                    }
-                };
-                for o in &outs {
-                    learn(o.idx as usize, printer);
-                    printer.packet(&o.packet)?;
-                    if let Some((events, notes)) = &o.flushed {
-                        printer.flushed(events, notes, o.packet.number)?;
-                    }
+                let mut rest = outs.as_mut_slice();
+                while let Some(first) = rest.first() {
+                    let idx = first.idx;
+                    let n = rest.iter().take_while(|o| o.idx == idx).count();
+                    let (group, tail) = rest.split_at_mut(n);
+                    rest = tail;
+                    print_frame(group, batch.map(|b| &**b), linktype, printer, merge)?;
                 }
-                learn(usize::MAX, printer);
                 let mut back: Vec<Vec<Out>> = trash_txs.iter().map(|_| Vec::new()).collect();
                 for o in outs {
                     if let Some(v) = back.get_mut(o.shard as usize) {
@@ -850,22 +933,15 @@ mod parallel {
         for msg in &batches {
             match msg {
                 ReaderMsg::Batch(batch) => {
-                    let mut per: Vec<Vec<u32>> = vec![Vec::new(); shards as usize];
-                    for (i, f) in batch.frames.iter().enumerate() {
-                        let data = batch.bytes.get(f.start..f.end).unwrap_or_default();
-                        let k = shard_of(linktype, data, shards) as usize;
-                        if let (Some(list), Ok(i)) = (per.get_mut(k), u32::try_from(i)) {
-                            list.push(i);
-                        }
+                    if let Some(f) = batch.frames.last() {
                         last = f.number;
                     }
                     let batch = Arc::new(batch);
                     batches_held.insert(seq, Arc::clone(&batch));
-                    for (tx, frames) in job_txs.iter().zip(per) {
+                    for tx in &job_txs {
                         let mut job = Job {
                             seq,
                             batch: Arc::clone(&batch),
-                            frames,
                         };
                         // Keep the workers busy while printing what is done.
                         while let Err(mpsc::TrySendError::Full(j)) = tx.try_send(job) {
@@ -877,6 +953,7 @@ mod parallel {
                                 &mut batches_held,
                                 &mut next_print,
                                 &mut printer,
+                                &mut merge,
                             )?;
                         }
                     }
@@ -889,6 +966,7 @@ mod parallel {
                         &mut batches_held,
                         &mut next_print,
                         &mut printer,
+                        &mut merge,
                     )?;
                 }
                 ReaderMsg::End(Ok(End::Complete)) => break,
@@ -908,6 +986,7 @@ mod parallel {
                 &mut batches_held,
                 &mut next_print,
                 &mut printer,
+                &mut merge,
             )?;
         }
         let _ = reader.join();
@@ -915,12 +994,97 @@ mod parallel {
             let _ = w.join();
         }
         let mut counters = Counters::default();
-        for (events, notes, c) in &ends {
-            printer.flushed(events, notes, last)?;
-            counters.add(c);
+        let mut lists = Vec::new();
+        for (events, notes, c) in ends {
+            lists.push((events, notes));
+            counters.add(&c);
         }
+        let (events, notes) = merge.in_flow_order(lists);
+        printer.flushed(&events, &notes, last)?;
+        counters.max_concurrent_flows = usize::try_from(merge.max_concurrent).unwrap_or(usize::MAX);
         printer.report(&counters)?;
         Ok(outcome)
+    }
+
+    /// Print one frame's outputs (`group`: every shard's, the owner's last)
+    /// as one dissector would have: the frame, then the flows it closed.
+    fn print_frame<W: io::Write>(
+        group: &mut [Out],
+        batch: Option<&Batch>,
+        linktype: i32,
+        printer: &mut Printer<W>,
+        merge: &mut Merge,
+    ) -> io::Result<()> {
+        let mut swept = Vec::new();
+        let mut flushed = None;
+        let mut closed = Vec::new();
+        let mut number = 0;
+        for o in group.iter_mut() {
+            let shard = o.shard as usize;
+            if let Some(n) = o.changes.len_after_insert {
+                // One dissector's table right after this insertion: this
+                // shard's, and every other shard's as of this frame.
+                let others: u64 = merge
+                    .lens
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != shard)
+                    .map(|(_, l)| *l)
+                    .sum();
+                merge.max_concurrent = merge.max_concurrent.max(u64::from(n) + others);
+            }
+            if let (Some(l), Some(slot)) = (o.len, merge.lens.get_mut(shard)) {
+                *slot = u64::from(l);
+            }
+            if let Some(id) = o.changes.created {
+                merge.ids.insert(id, merge.next_id);
+                merge.next_id = merge.next_id.wrapping_add(1);
+            }
+            closed.append(&mut o.changes.closed);
+            if o.dns
+                && let Some(names) = &mut printer.names
+                && let Some(f) = batch.and_then(|b| b.frames.get(o.idx as usize))
+                && let Some(data) = batch.and_then(|b| b.bytes.get(f.start..f.end))
+                && let Some(u) = crate::link::udp_datagram(linktype, data)
+            {
+                names.udp(u.sport, u.payload);
+            }
+            if !o.swept.0.is_empty() || !o.swept.1.is_empty() {
+                swept.push(std::mem::take(&mut o.swept));
+            }
+            if let Some(p) = &mut o.packet {
+                number = p.number;
+                if let Some(f) = &mut p.flow {
+                    *f = merge.id(*f);
+                }
+                merge.renumber(&mut p.events);
+                merge.renumber_notes(&mut p.notes);
+                printer.packet(p)?;
+            }
+            if o.owner {
+                flushed = Some(std::mem::take(&mut o.flushed));
+            }
+        }
+        let (mut events, mut notes) = merge.in_flow_order(swept);
+        if let Some((mut e, mut n)) = flushed {
+            merge.renumber(&mut e);
+            merge.renumber_notes(&mut n);
+            events.append(&mut e);
+            notes.append(&mut n);
+        }
+        if !events.is_empty() || !notes.is_empty() {
+            if number == 0 {
+                number = group
+                    .first()
+                    .and_then(|o| batch.and_then(|b| b.frames.get(o.idx as usize)))
+                    .map_or(0, |f| f.number);
+            }
+            printer.flushed(&events, &notes, number)?;
+        }
+        for id in closed {
+            merge.ids.remove(&id);
+        }
+        Ok(())
     }
 }
 
