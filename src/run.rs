@@ -649,6 +649,7 @@ mod parallel {
     use crate::cli::Settings;
     use crate::dissect::{Counters, Dissector, TableChanges, shard_of};
     use crate::model::{Event, Note, Packet};
+    use crate::output::stats::Stats;
 
     /// One batch of frames, seen by every shard: each dissects its own
     /// flows' frames and lets the others' go by (their time still drives
@@ -687,12 +688,17 @@ mod parallel {
             events: Vec<Event>,
             notes: Vec<Note>,
             counters: Counters,
+            /// The shard's statistics, when it keeps them itself.
+            stats: Option<Stats>,
         },
     }
 
     /// Batches dissected ahead of the printer, per shard.
     const IN_FLIGHT: usize = 2;
 
+    /// With `stats` (`-q --stats`: nothing printed but the figures), the
+    /// shard counts its own events and sends only what the merge needs for
+    /// the flows open at once.
     fn worker(
         mut d: Dissector,
         shard: u32,
@@ -700,6 +706,7 @@ mod parallel {
         jobs: &Receiver<Job>,
         done: &SyncSender<Done>,
         trash: &Receiver<Vec<Out>>,
+        mut stats: Option<Stats>,
     ) {
         let mut last = 0;
         let mut len = 0usize;
@@ -727,10 +734,23 @@ mod parallel {
                     dns = packet.flow.is_none()
                         && crate::link::udp_datagram(linktype, data)
                             .is_some_and(|u| u.sport == crate::dns::PORT);
-                    // A frame that completed nothing prints nothing.
-                    if !packet.events.is_empty() || !packet.notes.is_empty() {
+                    if let Some(st) = &mut stats {
+                        for e in &packet.events {
+                            st.add_event(e);
+                        }
+                        for n in &packet.notes {
+                            st.add_note(n);
+                        }
+                    } else if !packet.events.is_empty() || !packet.notes.is_empty() {
+                        // A frame that completed nothing prints nothing.
                         kept = Some(std::mem::take(&mut packet));
                     }
+                }
+                let mut swept = swept;
+                if let Some(st) = &mut stats {
+                    count(st, &mut swept);
+                    count(st, &mut flushed);
+                    dns = false;
                 }
                 let changes = d.take_table_changes();
                 let now = d.flows_len();
@@ -768,12 +788,26 @@ mod parallel {
             }
         }
         d.finish(last);
-        let (events, notes) = d.take_flushed();
+        let mut end = d.take_flushed();
+        if let Some(st) = &mut stats {
+            count(st, &mut end);
+        }
         let _ = done.send(Done::End {
-            events,
-            notes,
+            events: end.0,
+            notes: end.1,
             counters: d.counters().clone(),
+            stats,
         });
+    }
+
+    /// Count events and notes into `st`, leaving none.
+    fn count(st: &mut Stats, (events, notes): &mut (Vec<Event>, Vec<Note>)) {
+        for e in events.drain(..) {
+            st.add_event(&e);
+        }
+        for n in notes.drain(..) {
+            st.add_note(&n);
+        }
     }
 
     /// What the shards' outputs need to read as one dissector's: flow
@@ -837,6 +871,8 @@ mod parallel {
             shard_of(linktype, f, shards)
         });
         let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
+        // Nothing printed but the figures: the shards count them.
+        let shard_stats = settings.quiet && settings.stats && !settings.expert;
         let mut job_txs = Vec::new();
         let mut trash_txs: Vec<mpsc::Sender<Vec<Out>>> = Vec::new();
         let mut workers = Vec::new();
@@ -849,8 +885,9 @@ mod parallel {
             let done = done_tx.clone();
             let d = Dissector::new(cfg);
             let (trash_tx, trash_rx) = mpsc::channel::<Vec<Out>>();
+            let stats = shard_stats.then(Stats::default);
             workers.push(std::thread::spawn(move || {
-                worker(d, shard, linktype, &rx, &done, &trash_rx);
+                worker(d, shard, linktype, &rx, &done, &trash_rx, stats);
             }));
             job_txs.push(tx);
             trash_txs.push(trash_tx);
@@ -928,7 +965,8 @@ mod parallel {
                     events,
                     notes,
                     counters,
-                } => ends.push((events, notes, counters)),
+                    stats,
+                } => ends.push((events, notes, counters, stats)),
             };
         for msg in &batches {
             match msg {
@@ -995,9 +1033,12 @@ mod parallel {
         }
         let mut counters = Counters::default();
         let mut lists = Vec::new();
-        for (events, notes, c) in ends {
+        for (events, notes, c, stats) in ends {
             lists.push((events, notes));
             counters.add(&c);
+            if let Some(s) = stats {
+                printer.stats.merge(s);
+            }
         }
         let (events, notes) = merge.in_flow_order(lists);
         printer.flushed(&events, &notes, last)?;

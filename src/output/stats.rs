@@ -176,6 +176,109 @@ impl Stats {
         *self.notes_by_severity.entry(sev.to_owned()).or_insert(0) += 1;
     }
 
+    /// Add the figures another dissector's events gave (a shard of the
+    /// parallel run). Every field is named, so a new one cannot be missed.
+    pub fn merge(&mut self, o: Self) {
+        fn sum(a: &mut BTreeMap<String, u64>, b: BTreeMap<String, u64>) {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+        }
+        let Self {
+            packets,
+            tcp_packets,
+            flows,
+            xmpp_flows,
+            tls_flows,
+            tcp_flows_5222,
+            max_concurrent_flows,
+            xml_declarations,
+            stream_headers_c2s,
+            stream_headers_s2c,
+            stream_features,
+            starttls,
+            proceed,
+            sasl_auths,
+            sasl_plain_auths,
+            sasl_challenges,
+            sasl_responses,
+            sasl_successes,
+            sasl_failures,
+            messages,
+            message_types,
+            messages_with_body,
+            body_decoded_bytes,
+            chatstate_messages,
+            chatstate_only_messages,
+            chatstates,
+            presences,
+            presence_types,
+            presence_unavailable,
+            presence_with_status,
+            iqs,
+            iq_types,
+            iq_pings,
+            roster_results,
+            roster_items,
+            other_elements,
+            whitespace_keepalives,
+            stream_closes_c2s,
+            stream_closes_s2c,
+            stream_errors,
+            malformed_elements,
+            tls_records,
+            notes,
+            notes_by_severity,
+            limits_hit,
+        } = o;
+        self.packets += packets;
+        self.tcp_packets += tcp_packets;
+        self.flows += flows;
+        self.xmpp_flows += xmpp_flows;
+        self.tls_flows += tls_flows;
+        self.tcp_flows_5222 += tcp_flows_5222;
+        // Not a sum: set from the merged counters.
+        self.max_concurrent_flows = self.max_concurrent_flows.max(max_concurrent_flows);
+        self.xml_declarations += xml_declarations;
+        self.stream_headers_c2s += stream_headers_c2s;
+        self.stream_headers_s2c += stream_headers_s2c;
+        self.stream_features += stream_features;
+        self.starttls += starttls;
+        self.proceed += proceed;
+        sum(&mut self.sasl_auths, sasl_auths);
+        self.sasl_plain_auths += sasl_plain_auths;
+        self.sasl_challenges += sasl_challenges;
+        self.sasl_responses += sasl_responses;
+        self.sasl_successes += sasl_successes;
+        self.sasl_failures += sasl_failures;
+        self.messages += messages;
+        sum(&mut self.message_types, message_types);
+        self.messages_with_body += messages_with_body;
+        self.body_decoded_bytes += body_decoded_bytes;
+        self.chatstate_messages += chatstate_messages;
+        self.chatstate_only_messages += chatstate_only_messages;
+        sum(&mut self.chatstates, chatstates);
+        self.presences += presences;
+        sum(&mut self.presence_types, presence_types);
+        self.presence_unavailable += presence_unavailable;
+        self.presence_with_status += presence_with_status;
+        self.iqs += iqs;
+        sum(&mut self.iq_types, iq_types);
+        self.iq_pings += iq_pings;
+        self.roster_results += roster_results;
+        self.roster_items += roster_items;
+        sum(&mut self.other_elements, other_elements);
+        self.whitespace_keepalives += whitespace_keepalives;
+        self.stream_closes_c2s += stream_closes_c2s;
+        self.stream_closes_s2c += stream_closes_s2c;
+        self.stream_errors += stream_errors;
+        self.malformed_elements += malformed_elements;
+        self.tls_records += tls_records;
+        sum(&mut self.notes, notes);
+        sum(&mut self.notes_by_severity, notes_by_severity);
+        sum(&mut self.limits_hit, limits_hit);
+    }
+
     pub fn set_counters(&mut self, c: &Counters) {
         self.packets = c.packets;
         self.tcp_packets = c.tcp_packets;
