@@ -689,7 +689,7 @@ mod parallel {
             notes: Vec<Note>,
             counters: Counters,
             /// The shard's statistics, when it keeps them itself.
-            stats: Option<Stats>,
+            stats: Option<Box<Stats>>,
         },
     }
 
@@ -796,7 +796,7 @@ mod parallel {
             events: end.0,
             notes: end.1,
             counters: d.counters().clone(),
-            stats,
+            stats: stats.map(Box::new),
         });
     }
 
@@ -1037,7 +1037,7 @@ mod parallel {
             lists.push((events, notes));
             counters.add(&c);
             if let Some(s) = stats {
-                printer.stats.merge(s);
+                printer.stats.merge(*s);
             }
         }
         let (events, notes) = merge.in_flow_order(lists);
