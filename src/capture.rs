@@ -5,6 +5,9 @@ use std::fmt;
 
 use pcap::{Capture, Offline, Precision};
 
+mod bulk;
+pub use bulk::{BULK_BYTES, Bulk, MAX_CAPLEN};
+
 use crate::link;
 use crate::model::Timestamp;
 
@@ -61,6 +64,9 @@ pub struct FileSource {
     path: String,
     linktype: i32,
     number: u64,
+    /// The same file read in blocks, when it is a classic pcap file: the
+    /// reader thread uses it instead of libpcap ([`spawn_reader`]).
+    bulk: Option<Bulk>,
 }
 
 impl FileSource {
@@ -88,6 +94,7 @@ impl FileSource {
             path: display_path(path),
             linktype,
             number: 0,
+            bulk: Bulk::open(path, &display_path(path)),
         })
     }
 
@@ -135,9 +142,16 @@ impl FileSource {
     #[must_use]
     pub fn classify(err: &CaptureError) -> Option<End> {
         match err {
-            CaptureError::Read { message, .. } if message.contains("truncated") => {
-                Some(End::Truncated(message.clone()))
-            }
+            CaptureError::Read { message, .. } if message.contains("truncated") => Some(
+                // The same words whichever reader found it (libpcap's or the
+                // block reader, which says what libpcap says).
+                End::Truncated(
+                    message
+                        .strip_prefix("libpcap error: ")
+                        .unwrap_or(message)
+                        .to_owned(),
+                ),
+            ),
             _ => None,
         }
     }
@@ -235,6 +249,10 @@ pub fn spawn_tagging_reader(
     let (tx, rx) = mpsc::sync_channel::<ReaderMsg>(BATCHES_IN_FLIGHT);
     let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
     let handle = std::thread::spawn(move || {
+        if let Some(bulk) = source.bulk.take() {
+            read_bulk(bulk, limit, &tag, &tx, &recycle_rx);
+            return;
+        }
         let mut read = 0u64;
         loop {
             let mut batch = recycle_rx.try_recv().unwrap_or_else(|_| Batch {
@@ -282,4 +300,39 @@ pub fn spawn_tagging_reader(
         }
     });
     (rx, recycle_tx, handle)
+}
+
+/// The reader thread's loop over a classic pcap file read in blocks.
+fn read_bulk(
+    mut bulk: Bulk,
+    limit: Option<u64>,
+    tag: &dyn Fn(&[u8]) -> u32,
+    tx: &std::sync::mpsc::SyncSender<ReaderMsg>,
+    recycle: &std::sync::mpsc::Receiver<Batch>,
+) {
+    let mut read = 0u64;
+    loop {
+        let mut batch = recycle.try_recv().unwrap_or_else(|_| Batch {
+            bytes: Vec::with_capacity(BULK_BYTES + BULK_BYTES / 4),
+            frames: Vec::with_capacity(BATCH_FRAMES),
+        });
+        batch.clear();
+        let max = limit.map_or(u64::MAX, |l| l.saturating_sub(read));
+        let end = bulk.fill(&mut batch, max, tag);
+        read += batch.frames.len() as u64;
+        if !batch.frames.is_empty() && tx.send(ReaderMsg::Batch(batch)).is_err() {
+            return;
+        }
+        match end {
+            Ok(None) => {}
+            Ok(Some(end)) => {
+                let _ = tx.send(ReaderMsg::End(Ok(end)));
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(ReaderMsg::End(Err(e)));
+                return;
+            }
+        }
+    }
 }

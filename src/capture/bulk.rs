@@ -1,0 +1,414 @@
+//! Classic pcap files read in large blocks straight into the reader's
+//! batches: one copy (the kernel's) instead of libpcap's `fread` into its
+//! buffer and ours out of it. The file has already been opened and checked
+//! by libpcap ([`super::FileSource::open`]), which still reads pcapng,
+//! standard input and everything else.
+//!
+//! The format (draft-ietf-opsawg-pcap §4-5): a 24-byte file header (magic,
+//! version, reserved, snaplen, link type), then records of a 16-byte header
+//! (seconds, micro- or nanoseconds, captured length, length on the wire)
+//! and the captured bytes. Lengths are checked as libpcap checks them, and a
+//! file that ends inside a record gives libpcap's words.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use super::{Batch, BatchFrame, CaptureError, End};
+use crate::model::Timestamp;
+
+/// Bytes read per batch (whole records; one record longer than this is read
+/// whole all the same). Small enough to stay in the second-level cache while
+/// the dissector threads read it.
+pub const BULK_BYTES: usize = 256 << 10;
+/// libpcap's largest captured length of a record (`MAXIMUM_SNAPLEN`).
+pub const MAX_CAPLEN: u32 = 262_144;
+
+const FILE_HEADER: usize = 24;
+const RECORD_HEADER: usize = 16;
+
+/// A classic pcap file being read block by block.
+pub struct Bulk {
+    file: File,
+    path: String,
+    swapped: bool,
+    nanos: bool,
+    /// Records longer than this are cut to it, as libpcap does.
+    snaplen: u32,
+    /// Bytes of a record begun in the last block.
+    carry: Vec<u8>,
+    number: u64,
+}
+
+fn u32_at(b: &[u8], at: usize, swapped: bool) -> Option<u32> {
+    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(if swapped {
+        u32::from_be_bytes(s)
+    } else {
+        u32::from_le_bytes(s)
+    })
+}
+
+impl Bulk {
+    /// `path` when it is a regular file in classic pcap format; `None` for
+    /// anything else (libpcap reads it).
+    #[must_use]
+    pub fn open(path: &str, display: &str) -> Option<Self> {
+        if path == "-" {
+            return None;
+        }
+        let mut file = File::open(path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut head = [0u8; FILE_HEADER];
+        file.read_exact(&mut head).ok()?;
+        let magic = u32_at(&head, 0, false)?;
+        let (swapped, nanos) = match magic {
+            0xa1b2_c3d4 => (false, false),
+            0xa1b2_3c4d => (false, true),
+            0xd4c3_b2a1 => (true, false),
+            0x4d3c_b2a1 => (true, true),
+            _ => return None,
+        };
+        // Version 2.4 only: libpcap reads the older ones' quirks.
+        let u16_at = |at: usize| -> Option<u16> {
+            let b: [u8; 2] = head.get(at..at + 2)?.try_into().ok()?;
+            Some(if swapped {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            })
+        };
+        if (u16_at(4)?, u16_at(6)?) != (2, 4) {
+            return None;
+        }
+        // libpcap takes a snapshot length of 0 or past its maximum as the
+        // maximum.
+        let snaplen = match u32_at(&head, 16, swapped)? {
+            0 => MAX_CAPLEN,
+            s if s > MAX_CAPLEN => MAX_CAPLEN,
+            s => s,
+        };
+        Some(Self {
+            file,
+            path: display.to_owned(),
+            swapped,
+            nanos,
+            snaplen,
+            carry: Vec::new(),
+            number: 0,
+        })
+    }
+
+    fn read_error(&self, message: String) -> CaptureError {
+        CaptureError::Read {
+            path: self.path.clone(),
+            after: self.number,
+            message,
+        }
+    }
+
+    /// Read until `buf` holds `want` bytes or the file ends; false at the end.
+    fn fill_to(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+        while buf.len() < want {
+            let start = buf.len();
+            buf.resize(want, 0);
+            let n = loop {
+                match self.file.read(buf.get_mut(start..).unwrap_or_default()) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    r => break r,
+                }
+            };
+            match n {
+                Ok(0) => {
+                    buf.truncate(start);
+                    return Ok(false);
+                }
+                Ok(n) => buf.truncate(start + n),
+                Err(e) => {
+                    buf.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fill `batch` (cleared by the caller) with the next records, at most
+    /// `max_frames`; `tag` marks each frame. `Some(end)` when the file is
+    /// done: complete, or cut inside a record (libpcap's message).
+    ///
+    /// # Errors
+    /// A read error, or a record longer than libpcap accepts.
+    pub fn fill(
+        &mut self,
+        batch: &mut Batch,
+        max_frames: u64,
+        tag: &dyn Fn(&[u8]) -> u32,
+    ) -> Result<Option<End>, CaptureError> {
+        let mut buf = std::mem::take(&mut batch.bytes);
+        buf.clear();
+        buf.append(&mut self.carry);
+        let mut more = self
+            .fill_to(&mut buf, BULK_BYTES)
+            .map_err(|e| self.read_error(e.to_string()))?;
+        let mut at = 0;
+        let mut end = None;
+        loop {
+            if batch.frames.len() as u64 >= max_frames {
+                end = Some(End::Complete);
+                break;
+            }
+            let rest = buf.len() - at;
+            if rest < RECORD_HEADER {
+                if !more {
+                    if rest > 0 {
+                        end = Some(End::Truncated(format!(
+                            "truncated dump file; tried to read {RECORD_HEADER} header bytes, only got {rest}"
+                        )));
+                    } else {
+                        end = Some(End::Complete);
+                    }
+                }
+                break;
+            }
+            let word = |i: usize| u32_at(&buf, at + i, self.swapped).unwrap_or(0);
+            let (secs, frac, caplen, len) = (word(0), word(4), word(8), word(12));
+            if caplen > MAX_CAPLEN {
+                batch.bytes = buf;
+                return Err(self.read_error(format!(
+                    "invalid packet capture length {caplen}, bigger than snaplen of {}",
+                    self.snaplen
+                )));
+            }
+            let need = RECORD_HEADER + caplen as usize;
+            if rest < need {
+                if more && batch.frames.is_empty() {
+                    // One record longer than a block: read it whole.
+                    more = self
+                        .fill_to(&mut buf, at + need)
+                        .map_err(|e| self.read_error(e.to_string()))?;
+                    continue;
+                }
+                if !more {
+                    // libpcap reads a record longer than the snapshot
+                    // length in two steps and says which one fell short.
+                    let got = rest - RECORD_HEADER;
+                    let tried = if caplen > self.snaplen && got < self.snaplen as usize {
+                        self.snaplen
+                    } else {
+                        caplen
+                    };
+                    end = Some(End::Truncated(format!(
+                        "truncated dump file; tried to read {tried} captured bytes, only got {got}"
+                    )));
+                }
+                break;
+            }
+            let start = at + RECORD_HEADER;
+            // A record longer than the file's snapshot length is cut to it.
+            let kept = caplen.min(self.snaplen) as usize;
+            let data = buf.get(start..start + kept).unwrap_or_default();
+            self.number += 1;
+            let nanos = if self.nanos {
+                frac
+            } else {
+                frac.saturating_mul(1000)
+            };
+            batch.frames.push(BatchFrame {
+                number: self.number,
+                ts: Timestamp {
+                    // A signed 32-bit field, as libpcap reads it.
+                    secs: i64::from(i32::from_ne_bytes(secs.to_ne_bytes())),
+                    nanos,
+                },
+                len,
+                start,
+                end: start + kept,
+                tag: tag(data),
+            });
+            at += need;
+        }
+        if end.is_none() {
+            self.carry
+                .extend_from_slice(buf.get(at..).unwrap_or_default());
+        }
+        buf.truncate(at);
+        batch.bytes = buf;
+        Ok(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::FileSource;
+    use super::*;
+
+    /// A classic pcap file: `records` as (seconds, fraction, captured bytes,
+    /// length on the wire).
+    fn pcap(records: &[(u32, u32, Vec<u8>, u32)], big: bool, nanos: bool, snaplen: u32) -> Vec<u8> {
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
+        };
+        let w16 = |v: &mut Vec<u8>, x: u16| {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
+        };
+        let mut v = Vec::new();
+        w32(&mut v, if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
+        w16(&mut v, 2);
+        w16(&mut v, 4);
+        w32(&mut v, 0);
+        w32(&mut v, 0);
+        w32(&mut v, snaplen);
+        w32(&mut v, 1);
+        for (s, f, data, len) in records {
+            w32(&mut v, *s);
+            w32(&mut v, *f);
+            w32(&mut v, u32::try_from(data.len()).unwrap());
+            w32(&mut v, *len);
+            v.extend_from_slice(data);
+        }
+        v
+    }
+
+    type Seen = (Vec<(u64, i64, u32, u32, Vec<u8>)>, Option<String>);
+
+    /// Every frame and how the file ended, read by libpcap.
+    fn by_libpcap(path: &str) -> Option<Seen> {
+        let mut src = FileSource::open(path).ok()?;
+        let mut frames = Vec::new();
+        loop {
+            match src.next_frame() {
+                Ok(Some(f)) => {
+                    frames.push((f.number, f.ts.secs, f.ts.nanos, f.len, f.data.to_vec()))
+                }
+                Ok(None) => return Some((frames, None)),
+                Err(e) => {
+                    let end = FileSource::classify(&e).map(|e| e.to_string());
+                    let e = e.to_string().replace("libpcap error: ", "");
+                    return Some((frames, Some(end.unwrap_or_else(|| format!("error: {e}")))));
+                }
+            }
+        }
+    }
+
+    /// The same, read in blocks (tiny blocks are not possible: the block
+    /// size is fixed, so long files cross blocks by themselves).
+    fn by_blocks(path: &str) -> Option<Seen> {
+        let mut bulk = Bulk::open(path, path)?;
+        let mut frames = Vec::new();
+        let mut batch = Batch::default();
+        loop {
+            batch.clear();
+            let end = bulk.fill(&mut batch, u64::MAX, &|d| {
+                u32::try_from(d.len()).unwrap_or(0)
+            });
+            for f in &batch.frames {
+                let data = batch.bytes.get(f.start..f.end).unwrap().to_vec();
+                assert_eq!(f.tag as usize, data.len());
+                frames.push((f.number, f.ts.secs, f.ts.nanos, f.len, data));
+            }
+            match end {
+                Ok(None) => {}
+                Ok(Some(End::Complete)) => return Some((frames, None)),
+                Ok(Some(e)) => return Some((frames, Some(e.to_string()))),
+                Err(e) => return Some((frames, Some(format!("error: {e}")))),
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_read_what_libpcap_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        let p = path.to_str().unwrap();
+        let big_frame: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let many: Vec<_> = (0..3000u32)
+            .map(|i| (i, i * 7, vec![i as u8; (i % 200) as usize + 1], 1500))
+            .collect();
+        let cases = [
+            // Both byte orders, micro- and nanoseconds, negative seconds.
+            pcap(
+                &[(1, 2, vec![1, 2, 3], 60), (0xffff_fff0, 999_999, vec![], 0)],
+                false,
+                false,
+                65535,
+            ),
+            pcap(
+                &[(1, 2, vec![1, 2, 3], 60), (5, 999_999_999, vec![9; 70], 70)],
+                true,
+                true,
+                65535,
+            ),
+            // Longer than the snapshot length: cut to it.
+            pcap(
+                &[(1, 0, vec![7; 100], 100), (2, 0, vec![8; 10], 10)],
+                false,
+                false,
+                64,
+            ),
+            // Longer than a block, yet allowed (jumbo, snaplen 0 = maximum).
+            pcap(
+                &[(1, 0, vec![1; 200_000], 200_000), (2, 0, vec![2; 20], 20)],
+                false,
+                false,
+                0,
+            ),
+            // Past libpcap's maximum: an error after the frames before it.
+            pcap(
+                &[(1, 0, vec![3; 10], 10), (2, 0, big_frame.clone(), 300_000)],
+                false,
+                false,
+                0,
+            ),
+            pcap(
+                &[(1, 0, vec![3; 10], 10), (2, 0, big_frame, 300_000)],
+                true,
+                false,
+                64,
+            ),
+            // Thousands of records crossing block boundaries.
+            pcap(&many, false, false, 262_144),
+        ];
+        for (i, bytes) in cases.iter().enumerate() {
+            // Whole, and cut at many places (every byte near the start).
+            let cuts: Vec<usize> = (0..bytes.len().min(120))
+                .chain((120..bytes.len()).step_by(997))
+                .chain([bytes.len()])
+                .collect();
+            for cut in cuts {
+                std::fs::write(&path, &bytes[..cut]).unwrap();
+                let lib = by_libpcap(p);
+                let blocks = by_blocks(p);
+                match (&lib, &blocks) {
+                    // Too short for libpcap to open: not ours either, or
+                    // ours with nothing in it (libpcap then says why).
+                    (None, _) => assert!(cut < 24, "case {i} cut {cut}"),
+                    (Some(l), Some(b)) => {
+                        assert_eq!(l.0.len(), b.0.len(), "case {i} cut {cut}: frames");
+                        assert!(l.0 == b.0, "case {i} cut {cut}: frame contents");
+                        assert_eq!(l.1, b.1, "case {i} cut {cut}: end");
+                    }
+                    (Some(_), None) => panic!("case {i} cut {cut}: not read in blocks"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn not_for_pcapng_or_standard_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcapng");
+        std::fs::write(&path, [0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0]).unwrap();
+        assert!(Bulk::open(path.to_str().unwrap(), "t").is_none());
+        assert!(Bulk::open("-", "-").is_none());
+    }
+}
