@@ -6,7 +6,7 @@ use std::fmt;
 use pcap::{Capture, Offline, Precision};
 
 mod bulk;
-pub use bulk::{BULK_BYTES, Bulk, MAX_CAPLEN};
+pub use bulk::{BULK_BYTES, Bulk, MAX_CAPLEN, u32_at};
 
 use crate::link;
 use crate::model::Timestamp;

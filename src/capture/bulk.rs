@@ -39,7 +39,10 @@ pub struct Bulk {
     number: u64,
 }
 
-fn u32_at(b: &[u8], at: usize, swapped: bool) -> Option<u32> {
+/// The 32-bit word at `at`, big-endian when `swapped` (read on a
+/// little-endian host's terms: pcap files are written in the writer's order).
+#[must_use]
+pub fn u32_at(b: &[u8], at: usize, swapped: bool) -> Option<u32> {
     let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
     Some(if swapped {
         u32::from_be_bytes(s)

@@ -26,14 +26,7 @@ pub enum Format {
     Pcapng,
 }
 
-fn u32_at(b: &[u8], at: usize, big: bool) -> Option<u32> {
-    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-    Some(if big {
-        u32::from_be_bytes(s)
-    } else {
-        u32::from_le_bytes(s)
-    })
-}
+use crate::capture::u32_at;
 
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
