@@ -11,8 +11,9 @@
 //!                ◀───────────── Commands ─────────────────┘
 //! ```
 //!
-//! The loader dissects the file once and keeps a compact [`index::Row`] per
-//! packet; the selected packet's bytes and XML are decoded again on demand
+//! The loader dissects the file once and the index keeps 32 bytes per
+//! packet ([`index::Row`], packed) plus its Info text LZ4-compressed in
+//! blocks ([`textstore`]); the selected packet's bytes and XML are decoded again on demand
 //! ([`decode`]). The terminal is restored on quit, Ctrl-C, SIGTERM/SIGHUP,
 //! error and panic; Ctrl-Z suspends.
 
@@ -24,6 +25,7 @@ pub mod layout;
 pub mod loader;
 pub mod pcapidx;
 pub mod story;
+pub mod textstore;
 pub mod theme;
 pub mod view;
 pub mod xml;

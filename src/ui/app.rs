@@ -252,9 +252,11 @@ impl App {
     pub fn rebuild_view(&mut self) {
         let keep = self.selected_row();
         let mut view = Vec::new();
-        for (i, r) in self.index.rows.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(NONE);
-            if self.shown(i, r) {
+        for i in 0..self.index.len() {
+            let Ok(i) = u32::try_from(i) else { break };
+            if let Some(r) = self.index.row(i)
+                && self.shown(i, &r)
+            {
                 view.push(i);
             }
         }
@@ -286,7 +288,7 @@ impl App {
         Some(FrameLoc {
             row,
             offset: r.offset,
-            ts: self.row_time(r),
+            ts: self.row_time(&r),
             len: r.len,
         })
     }
@@ -299,14 +301,14 @@ impl App {
             .iter()
             .filter_map(|(r, _)| self.loc(*r))
             .collect();
-        let Some(flow) = self.index.row(row).map(|r| r.flow) else {
+        let Some(flow) = self.index.flow_of(row) else {
             return chain;
         };
         let mut extra = 0;
         let end = self.index.len().min(row as usize + 1 + 8192);
         for i in row as usize + 1..end {
             let i = u32::try_from(i).unwrap_or(NONE);
-            if self.index.row(i).is_some_and(|r| r.flow == flow) {
+            if self.index.flow_of(i) == Some(flow) {
                 if let Some(l) = self.loc(i) {
                     chain.push(l);
                 }
@@ -373,7 +375,7 @@ impl App {
     /// Select a row (making it visible by clearing what hides it).
     pub fn goto_row(&mut self, row: u32) {
         if self.view.binary_search(&row).is_err() {
-            let r = self.index.row(row).copied();
+            let r = self.index.row(row);
             if self
                 .filter
                 .as_ref()
@@ -462,7 +464,7 @@ impl App {
         } else {
             for i in first..self.index.len() {
                 let i = u32::try_from(i).unwrap_or(NONE);
-                if let Some(r) = self.index.row(i).copied()
+                if let Some(r) = self.index.row(i)
                     && self.shown(i, &r)
                 {
                     self.view.push(i);

@@ -285,7 +285,7 @@ impl Term {
             Self::Notes => r.severity() > 0,
             Self::Text(re) => {
                 if r.info != NONE && idx.extras(i).is_none() {
-                    re.is_match(idx.string(r.info))
+                    idx.with_string(r.info, |s| re.is_match(s))
                 } else {
                     re.is_match(&idx.info(i))
                 }
@@ -309,7 +309,7 @@ impl Filter {
     #[must_use]
     pub fn matches(&self, idx: &Index, i: u32) -> bool {
         let Some(r) = idx.row(i) else { return false };
-        self.terms.iter().all(|t| t.matches(idx, i, r))
+        self.terms.iter().all(|t| t.matches(idx, i, &r))
     }
 
     /// Must the view be rebuilt when flows change?

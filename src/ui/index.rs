@@ -1,5 +1,6 @@
-//! The TUI's compact index: one fixed-size [`Row`] per packet, strings in an
-//! append-only arena, addresses interned, one summary per TCP flow.
+//! The TUI's compact index: one fixed-size packed row per packet (32 bytes),
+//! Info strings LZ4-compressed in blocks ([`super::textstore`]), addresses
+//! and address pairs interned, one summary per TCP flow.
 //!
 //! The loader thread turns dissected [`Packet`]s into rows with an
 //! [`IndexBuilder`] and ships them in [`Batch`]es; the UI thread appends the
@@ -14,6 +15,8 @@ use std::net::IpAddr;
 use crate::model::{Dir, Event, EventKind, Note, Packet, Proto, Severity, Timestamp};
 use crate::output;
 use crate::xmpp::info;
+
+use super::textstore::TextStore;
 
 /// "No value" for the `u32` fields of a row.
 pub const NONE: u32 = u32::MAX;
@@ -225,7 +228,9 @@ pub mod tcpflag {
     pub const DATA: u8 = 16;
 }
 
-/// One packet in the index. Its frame number is its position + 1.
+/// One packet of the index, unpacked ([`Index::row`]); the index keeps it
+/// packed in 32 bytes (28 of row, 4 of flow id). Its frame number is its
+/// position + 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Row {
     /// Byte offset of the frame's record in the file ([`u64::MAX`]: unknown).
@@ -236,8 +241,6 @@ pub struct Row {
     pub len: u32,
     /// Flow id ([`NONE`]: not TCP).
     pub flow: u32,
-    /// The previous row of the same flow ([`NONE`]: first).
-    pub prev_in_flow: u32,
     /// Interned source and destination addresses ([`NONE`]: none).
     pub src: u32,
     pub dst: u32,
@@ -257,8 +260,70 @@ pub struct Row {
     pub tcp: u8,
 }
 
-// The index's budget per packet.
-const _: () = assert!(std::mem::size_of::<Row>() <= 48);
+/// Rows per block of [`Index::bases`]: a row keeps its time and file
+/// offset as deltas from its block's first row.
+const ROW_BLOCK: usize = 256;
+/// [`PackedRow::off`]: the offset is unknown ([`u64::MAX`]).
+const OFF_UNKNOWN: u32 = u32::MAX - 1;
+/// [`PackedRow::off`]: time and offset did not fit; see [`Index::wide`].
+const OFF_WIDE: u32 = u32::MAX;
+/// The range of a 40-bit signed time delta (±549 s around the block's first row).
+const TS_MIN: i64 = -(1 << 39);
+const TS_MAX: i64 = (1 << 39) - 1;
+
+/// A row as the index keeps it: 28 bytes, plus its flow id in a column of
+/// its own ([`Index::flow_ids`], 4 bytes): 32 bytes per packet. Time and
+/// file offset are deltas from the first row of its block of [`ROW_BLOCK`]
+/// rows (nanoseconds kept; rows that do not fit go to a side table), the
+/// two addresses are one interned pair, and the previous row of the flow is
+/// found again by scanning the flow column ([`Index::flow_chain`]) instead
+/// of being stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedRow {
+    /// File offset minus the block's ([`OFF_UNKNOWN`], [`OFF_WIDE`]).
+    off: u32,
+    info: u32,
+    len: u32,
+    /// Interned (src, dst) address ids.
+    pair: u32,
+    types: u16,
+    /// Nanoseconds since the block's first row, signed 40-bit little-endian.
+    ts: [u8; 5],
+    proto: u8,
+    cat: u8,
+    kinds: u8,
+    flags: u8,
+    tcp: u8,
+}
+
+// The index's budget per packet: 28 bytes of row and 4 of flow id, leaving
+// room for the compressed Info text within 48 bytes per packet in all.
+const _: () = assert!(std::mem::size_of::<PackedRow>() == 28);
+
+fn ts_to_40(d: i64) -> [u8; 5] {
+    let b = d.to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4]]
+}
+
+fn ts_from_40(b: [u8; 5]) -> i64 {
+    let v = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], 0, 0, 0]);
+    // Sign-extend from bit 39.
+    (v << 24) >> 24
+}
+
+impl PackedRow {
+    /// Copy everything but time, offset, addresses and flow.
+    fn set_meta(&mut self, r: &Row) {
+        self.info = r.info;
+        self.len = r.len;
+        self.types = r.types;
+        self.proto = r.proto;
+        self.cat = r.cat;
+        self.kinds = r.kinds;
+        self.flags = r.flags;
+        self.tcp = r.tcp;
+    }
+}
 
 impl Row {
     #[must_use]
@@ -564,6 +629,15 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// Bounded de-duplication of Info strings (PRESENCE, IQ(get) … repeat a lot).
 const DEDUPE_MAX: usize = 1 << 16;
+/// A string is only reused while it is this recent (in strings): older
+/// ones are stored again, so that the rows of any stretch of the capture
+/// refer to a few neighbouring compressed blocks (a scan of all Info
+/// decompresses each block about once), and a repeat costs a few bytes of
+/// compressed text.
+const DEDUPE_WINDOW: u32 = 16 * super::textstore::BLOCK as u32;
+// The window must fit in the text store's cache, with the current block.
+const _: () =
+    assert!((DEDUPE_WINDOW as usize) / super::textstore::BLOCK + 2 <= super::textstore::CACHED);
 
 /// Builds rows on the loader thread.
 #[derive(Debug, Default)]
@@ -601,7 +675,9 @@ impl IndexBuilder {
     }
 
     fn string(&mut self, s: &str) -> u32 {
-        if let Some(id) = self.dedupe.get(s) {
+        if let Some(id) = self.dedupe.get(s)
+            && self.next_string.saturating_sub(*id) <= DEDUPE_WINDOW
+        {
             return *id;
         }
         let id = self.next_string;
@@ -662,7 +738,6 @@ impl IndexBuilder {
             ts,
             len: p.len,
             flow: p.flow.unwrap_or(NONE),
-            prev_in_flow: NONE,
             src: self.addr(p.src),
             dst: self.addr(p.dst),
             info: NONE,
@@ -706,7 +781,6 @@ impl IndexBuilder {
                 user: None,
                 notes: 0,
             });
-            row.prev_in_flow = f.last_row;
             f.last_row = row_idx;
             f.packets += 1;
             f.bytes += u64::from(p.len);
@@ -803,10 +877,18 @@ fn mark_events(row: &mut Row, events: &[Event], notes: &[Note]) {
 /// The UI thread's index.
 #[derive(Debug, Default)]
 pub struct Index {
-    pub rows: Vec<Row>,
-    strings: String,
-    string_starts: Vec<u64>,
+    rows: Vec<PackedRow>,
+    /// The flow id of each row (a column of its own: the follow chain scans it).
+    flow_ids: Vec<u32>,
+    /// (time, file offset) of the first row of each block of [`ROW_BLOCK`] rows.
+    bases: Vec<(i64, u64)>,
+    /// (row, time, offset) of the rows whose deltas did not fit, by row.
+    wide: Vec<(u32, i64, u64)>,
+    strings: TextStore,
     addrs: Vec<IpAddr>,
+    /// Interned (src, dst) address id pairs.
+    pairs: Vec<(u32, u32)>,
+    pair_ids: FastMap<(u32, u32), u32>,
     /// Widest address, in characters.
     addr_width: usize,
     flows: Vec<Option<FlowSummary>>,
@@ -816,26 +898,56 @@ pub struct Index {
     pub names: crate::names::Names,
 }
 
+/// Heap bytes of the index by part, for the figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// Packed rows.
+    pub rows: usize,
+    /// Compressed Info text.
+    pub text: usize,
+    /// Uncompressed Info text it stands for.
+    pub text_raw: usize,
+    /// Flow summaries (one per TCP flow, with their JIDs).
+    pub flows: usize,
+    /// Everything else: block tables (rows and text), the unfinished text
+    /// block and the decompression cache, wide rows, addresses and pairs,
+    /// flushed events.
+    pub other: usize,
+}
+
+impl Parts {
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.rows + self.text + self.flows + self.other
+    }
+}
+
 impl Index {
     /// Append a batch.
     pub fn apply(&mut self, b: Batch) {
         if self.first_ts.is_none() {
             self.first_ts = b.first_ts;
         }
-        let mut at = self.strings.len();
-        self.strings.push_str(&b.strings.text);
+        let mut at = 0usize;
         for len in b.strings.lens {
-            self.string_starts.push(at as u64);
-            at += len as usize;
+            let end = at.saturating_add(len as usize);
+            self.strings.push(b.strings.text.get(at..end).unwrap_or(""));
+            at = end;
         }
         for a in &b.addrs {
             self.addr_width = self.addr_width.max(a.to_string().len());
         }
         self.addrs.extend(b.addrs);
-        self.rows.extend(b.rows);
+        self.rows.reserve(b.rows.len());
+        for r in &b.rows {
+            self.push(r);
+        }
         for (i, r) in b.row_updates {
             if let Some(slot) = self.rows.get_mut(i as usize) {
-                *slot = r;
+                slot.set_meta(&r);
+            }
+            if let Some(slot) = self.flow_ids.get_mut(i as usize) {
+                *slot = r.flow;
             }
         }
         for f in b.flows {
@@ -857,6 +969,105 @@ impl Index {
         }
     }
 
+    fn pair(&mut self, src: u32, dst: u32) -> u32 {
+        if let Some(last) = self.rows.last()
+            && self.pairs.get(last.pair as usize) == Some(&(src, dst))
+        {
+            return last.pair;
+        }
+        if let Some(id) = self.pair_ids.get(&(src, dst)) {
+            return *id;
+        }
+        let id = u32::try_from(self.pairs.len()).unwrap_or(NONE);
+        self.pairs.push((src, dst));
+        self.pair_ids.insert((src, dst), id);
+        id
+    }
+
+    /// Pack and append one row.
+    fn push(&mut self, r: &Row) {
+        let i = self.rows.len();
+        if i.is_multiple_of(ROW_BLOCK) {
+            let off = if r.offset == u64::MAX { 0 } else { r.offset };
+            self.bases.push((r.ts, off));
+        }
+        let (bts, boff) = self.bases.last().copied().unwrap_or((0, 0));
+        let ts =
+            r.ts.checked_sub(bts)
+                .filter(|d| (TS_MIN..=TS_MAX).contains(d));
+        let off = if r.offset == u64::MAX {
+            Some(OFF_UNKNOWN)
+        } else {
+            r.offset
+                .checked_sub(boff)
+                .and_then(|d| u32::try_from(d).ok())
+                .filter(|d| *d < OFF_UNKNOWN)
+        };
+        let pair = self.pair(r.src, r.dst);
+        let mut p = PackedRow {
+            off: OFF_WIDE,
+            info: 0,
+            len: 0,
+            pair,
+            types: 0,
+            ts: [0; 5],
+            proto: 0,
+            cat: 0,
+            kinds: 0,
+            flags: 0,
+            tcp: 0,
+        };
+        p.set_meta(r);
+        if let (Some(ts), Some(off)) = (ts, off) {
+            p.ts = ts_to_40(ts);
+            p.off = off;
+        } else {
+            self.wide
+                .push((u32::try_from(i).unwrap_or(NONE), r.ts, r.offset));
+        }
+        self.rows.push(p);
+        self.flow_ids.push(r.flow);
+    }
+
+    fn unpack(&self, i: usize, p: &PackedRow) -> Row {
+        let (ts, offset) = if p.off == OFF_WIDE {
+            let key = u32::try_from(i).unwrap_or(NONE);
+            self.wide
+                .binary_search_by_key(&key, |w| w.0)
+                .ok()
+                .and_then(|k| self.wide.get(k))
+                .map_or((0, u64::MAX), |w| (w.1, w.2))
+        } else {
+            let (bts, boff) = self.bases.get(i / ROW_BLOCK).copied().unwrap_or((0, 0));
+            let off = if p.off == OFF_UNKNOWN {
+                u64::MAX
+            } else {
+                boff.saturating_add(u64::from(p.off))
+            };
+            (bts.saturating_add(ts_from_40(p.ts)), off)
+        };
+        let (src, dst) = self
+            .pairs
+            .get(p.pair as usize)
+            .copied()
+            .unwrap_or((NONE, NONE));
+        Row {
+            offset,
+            ts,
+            len: p.len,
+            flow: self.flow_ids.get(i).copied().unwrap_or(NONE),
+            src,
+            dst,
+            info: p.info,
+            types: p.types,
+            proto: p.proto,
+            cat: p.cat,
+            kinds: p.kinds,
+            flags: p.flags,
+            tcp: p.tcp,
+        }
+    }
+
     #[must_use]
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -867,25 +1078,39 @@ impl Index {
         self.rows.is_empty()
     }
 
+    /// Row `i`, unpacked: O(1) (a row whose time or offset did not fit
+    /// its block's deltas, rare, costs a binary search of the side table).
     #[must_use]
-    pub fn row(&self, i: u32) -> Option<&Row> {
-        self.rows.get(i as usize)
+    pub fn row(&self, i: u32) -> Option<Row> {
+        let p = self.rows.get(i as usize)?;
+        Some(self.unpack(i as usize, p))
+    }
+
+    /// The flow id of row `i` (cheaper than [`Self::row`]).
+    #[must_use]
+    pub fn flow_of(&self, i: u32) -> Option<u32> {
+        self.flow_ids.get(i as usize).copied()
+    }
+
+    /// Time of the last row (nanoseconds since the first).
+    #[must_use]
+    pub fn last_ts(&self) -> i64 {
+        self.len()
+            .checked_sub(1)
+            .and_then(|i| u32::try_from(i).ok())
+            .and_then(|i| self.row(i))
+            .map_or(0, |r| r.ts)
     }
 
     /// A string by id ("" for [`NONE`] or unknown).
     #[must_use]
-    pub fn string(&self, id: u32) -> &str {
-        let i = id as usize;
-        let Some(&start) = self.string_starts.get(i) else {
-            return "";
-        };
-        let end = self
-            .string_starts
-            .get(i + 1)
-            .map_or(self.strings.len() as u64, |e| *e);
-        self.strings
-            .get(usize::try_from(start).unwrap_or(0)..usize::try_from(end).unwrap_or(0))
-            .unwrap_or("")
+    pub fn string(&self, id: u32) -> String {
+        self.strings.get(id as usize)
+    }
+
+    /// Call `f` with string `id` without copying it ("" for [`NONE`] or unknown).
+    pub fn with_string<R>(&self, id: u32, f: impl FnOnce(&str) -> R) -> R {
+        self.strings.with(id as usize, f)
     }
 
     #[must_use]
@@ -919,16 +1144,28 @@ impl Index {
         self.extras.get(&row)
     }
 
+    /// Blocks of Info text decompressed so far (for the figures).
+    #[must_use]
+    pub fn text_blocks_decompressed(&self) -> u64 {
+        self.strings.misses()
+    }
+
+    /// The Info string id of row `i` ([`NONE`]: made up when drawn).
+    #[must_use]
+    pub fn info_id(&self, i: u32) -> Option<u32> {
+        self.rows.get(i as usize).map(|p| p.info)
+    }
+
     /// The Info column of a row.
     #[must_use]
     pub fn info(&self, i: u32) -> String {
-        let Some(r) = self.row(i) else {
+        let Some(id) = self.info_id(i) else {
             return String::new();
         };
-        let mut s = if r.info == NONE {
-            self.synth_info(r)
+        let mut s = if id == NONE {
+            self.row(i).map(|r| self.synth_info(&r)).unwrap_or_default()
         } else {
-            self.string(r.info).to_owned()
+            self.string(id)
         };
         if let Some((ev, _)) = self.extras(i) {
             let flushed = output::info_of(ev);
@@ -980,55 +1217,109 @@ impl Index {
     }
 
     /// Frames of `row`'s flow from its first packet up to `row`, in order:
-    /// (row index, file offset).
+    /// (row index, file offset). Rows do not keep a link to the previous
+    /// row of their flow: this scans the rows from the flow's first one (a
+    /// flow id compare per row, a few milliseconds for millions of rows).
     #[must_use]
     pub fn flow_chain(&self, row: u32) -> Vec<(u32, u64)> {
+        let Some(flow) = self.flow_of(row) else {
+            return Vec::new();
+        };
+        let first = self
+            .flow(flow)
+            .filter(|_| flow != NONE)
+            .map_or(row, |f| f.first_row.min(row));
+        let from = first as usize;
+        let ids = self.flow_ids.get(from..=row as usize).unwrap_or_default();
         let mut out = Vec::new();
-        let mut at = row;
-        while let Some(r) = self.row(at) {
-            out.push((at, r.offset));
-            if r.prev_in_flow == NONE || r.prev_in_flow >= at {
-                break;
+        // Compare the ids in chunks (vectorised), look at a chunk's rows
+        // only when one of them matches.
+        let mut base = from;
+        for chunk in ids.chunks(64) {
+            if chunk.iter().fold(false, |any, f| any | (*f == flow)) {
+                for (k, f) in chunk.iter().enumerate() {
+                    if *f == flow
+                        && let Ok(i) = u32::try_from(base + k)
+                        && let Some(r) = self.row(i)
+                    {
+                        out.push((i, r.offset));
+                    }
+                }
             }
-            at = r.prev_in_flow;
+            base += chunk.len();
         }
-        out.reverse();
         out
     }
 
     /// Give back the slack of the growing vectors (at the end of loading).
     pub fn shrink(&mut self) {
         self.rows.shrink_to_fit();
-        self.strings.shrink_to_fit();
-        self.string_starts.shrink_to_fit();
+        self.flow_ids.shrink_to_fit();
+        self.bases.shrink_to_fit();
+        self.wide.shrink_to_fit();
+        self.strings.shrink();
         self.addrs.shrink_to_fit();
+        self.pairs.shrink_to_fit();
+        self.pair_ids.shrink_to_fit();
     }
 
-    /// (rows, string bytes, string count, addresses) held, for the figures.
+    /// Heap bytes held, by part (capacities, not lengths), and how many
+    /// bytes of Info text the compressed text stands for (this decompresses
+    /// it all: for the figures only).
     #[must_use]
-    pub fn parts(&self) -> (usize, usize, usize, usize) {
-        (
-            self.rows.capacity() * std::mem::size_of::<Row>(),
-            self.strings.capacity(),
-            self.string_starts.capacity() * 8,
-            self.addrs.capacity() * std::mem::size_of::<IpAddr>(),
-        )
+    pub fn parts(&self) -> Parts {
+        Parts {
+            text_raw: self.strings.raw_bytes(),
+            ..self.heap_parts()
+        }
     }
 
-    /// Approximate heap bytes held by the index.
-    #[must_use]
-    pub fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * std::mem::size_of::<Row>()
-            + self.strings.capacity()
-            + self.string_starts.capacity() * 8
-            + self.addrs.capacity() * std::mem::size_of::<IpAddr>()
-            + self.flows.capacity() * std::mem::size_of::<Option<FlowSummary>>()
+    fn heap_parts(&self) -> Parts {
+        let (text, blocks, tail) = self.strings.heap_parts();
+        let flows = self.flows.capacity() * std::mem::size_of::<Option<FlowSummary>>()
             + self
                 .flows
                 .iter()
                 .flatten()
-                .map(|f| f.jids.iter().map(String::capacity).sum::<usize>())
-                .sum::<usize>()
+                .map(|f| {
+                    f.jids.capacity() * std::mem::size_of::<String>()
+                        + f.jids.iter().map(String::capacity).sum::<usize>()
+                        + f.user.as_ref().map_or(0, String::capacity)
+                })
+                .sum::<usize>();
+        // A B-tree node per entry, roughly, and the events' own vectors
+        // (not the strings inside the events: these rows are rare).
+        let extras = self
+            .extras
+            .values()
+            .map(|(e, n)| {
+                64 + e.capacity() * std::mem::size_of::<Event>()
+                    + n.capacity() * std::mem::size_of::<Note>()
+            })
+            .sum::<usize>();
+        // hashbrown: one control byte per bucket beside the entry.
+        let pair_map = self.pair_ids.capacity() * (std::mem::size_of::<((u32, u32), u32)>() + 1);
+        Parts {
+            rows: self.rows.capacity() * std::mem::size_of::<PackedRow>()
+                + self.flow_ids.capacity() * 4,
+            text,
+            text_raw: 0,
+            flows,
+            other: blocks
+                + tail
+                + self.bases.capacity() * std::mem::size_of::<(i64, u64)>()
+                + self.wide.capacity() * std::mem::size_of::<(u32, i64, u64)>()
+                + self.addrs.capacity() * std::mem::size_of::<IpAddr>()
+                + self.pairs.capacity() * std::mem::size_of::<(u32, u32)>()
+                + pair_map
+                + extras,
+        }
+    }
+
+    /// Heap bytes held by the index (see [`Self::parts`]).
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        self.heap_parts().total()
     }
 }
 
@@ -1079,7 +1370,111 @@ mod tests {
 
     #[test]
     fn row_fits_the_budget() {
-        assert!(std::mem::size_of::<Row>() <= 48);
+        assert_eq!(std::mem::size_of::<PackedRow>() + 4, 32);
+    }
+
+    fn row(offset: u64, ts: i64, src: u32, dst: u32) -> Row {
+        Row {
+            offset,
+            ts,
+            len: u32::MAX,
+            flow: 7,
+            src,
+            dst,
+            info: NONE,
+            types: 0x7fff,
+            proto: 2,
+            cat: Cat::Error as u8,
+            kinds: 0xff,
+            flags: flag::S2C | flag::DECRYPTED,
+            tcp: tcpflag::DATA,
+        }
+    }
+
+    #[test]
+    fn ts_40_bits_round_trip() {
+        for d in [0, 1, -1, 999_999_999, -999_999_999, TS_MIN, TS_MAX] {
+            assert_eq!(ts_from_40(ts_to_40(d)), d, "{d}");
+        }
+    }
+
+    #[test]
+    fn packed_rows_round_trip_extreme_values() {
+        let five_gib = 5u64 << 30;
+        let rows = vec![
+            row(24, 0, 0, 1),
+            // Offsets past 4 GiB, in and out of the block's reach.
+            row(five_gib, 1, 1, 0),
+            row(five_gib + 100, 2, NONE, NONE),
+            row(u64::MAX - 1, 3, 0, 1),
+            row(u64::MAX, 4, 0, 1),
+            // Nanoseconds kept; times far away, backwards, at the extremes.
+            row(100, 1_234_567_891, 2, 3),
+            row(200, -5, 2, 3),
+            row(300, i64::MAX, 2, 3),
+            row(400, i64::MIN, 2, 3),
+            row(500, TS_MAX, 2, 3),
+            row(600, TS_MIN - 1, 2, 3),
+            row(24, 86_400 * 365 * 1_000_000_000 + 1, 2, 3),
+        ];
+        let mut idx = Index::default();
+        let mut all = Vec::new();
+        // Several blocks: the extremes at the start, the middle and the end of blocks.
+        for k in 0..(ROW_BLOCK * 3 + 5) {
+            // (A block's first row is its base: an ordinary one here.)
+            let r = if let Some(r) = rows.get(k % (ROW_BLOCK - 3)).filter(|_| k % ROW_BLOCK != 0) {
+                *r
+            } else {
+                let k64 = u64::try_from(k).unwrap();
+                row(
+                    1000 * k64,
+                    i64::try_from(k).unwrap() * 1_000_003,
+                    u32::try_from(k % 5).unwrap(),
+                    1,
+                )
+            };
+            idx.push(&r);
+            all.push(r);
+        }
+        for (i, want) in all.iter().enumerate() {
+            let got = idx.row(u32::try_from(i).unwrap()).unwrap();
+            assert_eq!(&got, want, "row {i}");
+        }
+        assert!(idx.row(u32::try_from(all.len()).unwrap()).is_none());
+        assert!(
+            idx.wide.len() < all.len() / 10,
+            "{} wide rows",
+            idx.wide.len()
+        );
+        assert!(idx.pairs.len() <= 8, "{:?}", idx.pairs);
+    }
+
+    #[test]
+    fn unknown_offsets_do_not_go_wide() {
+        // Standard input: no offsets at all.
+        let mut idx = Index::default();
+        for k in 0..1000i64 {
+            idx.push(&row(u64::MAX, k * 1_000_000, 0, 1));
+        }
+        assert!(idx.wide.is_empty());
+        assert_eq!(idx.row(999).unwrap().offset, u64::MAX);
+        assert_eq!(idx.row(999).unwrap().ts, 999_000_000);
+    }
+
+    #[test]
+    fn updates_keep_time_offset_and_addresses() {
+        let mut idx = Index::default();
+        let r = row(5 << 32, 77, 3, 4);
+        idx.push(&r);
+        let changed = Row {
+            flags: flag::EXTRA,
+            cat: Cat::Message as u8,
+            ..r
+        };
+        let mut b = Batch::default();
+        b.row_updates.push((0, changed));
+        idx.apply(b);
+        assert_eq!(idx.row(0).unwrap(), changed);
     }
 
     #[test]

@@ -284,7 +284,7 @@ enum Col {
 fn columns(app: &App, width: u16) -> Vec<(Col, usize)> {
     let width = usize::from(width);
     let no_w = app.index.len().max(1).to_string().len().max(3);
-    let last_ts = app.index.rows.last().map_or(0, |r| r.ts);
+    let last_ts = app.index.last_ts();
     let time_w = format!("{:.6}", secs(last_ts)).len().max(8);
     let addr_w = app.index.addr_width().clamp(11, 39);
     let mut cols = vec![
@@ -416,7 +416,7 @@ impl Widget for &PacketTable<'_> {
                 Span::raw(" ")
             });
             for (c, w) in &cols {
-                let text = pad(&self.cell(*c, row, r), *w, matches!(c, Col::No | Col::Len));
+                let text = pad(&self.cell(*c, row, &r), *w, matches!(c, Col::No | Col::Len));
                 let st = if *c == Col::No && hit {
                     style.patch(t.hit())
                 } else {
@@ -1956,6 +1956,14 @@ mod bench {
         let loaded = start.elapsed();
         let rows = app.index.len();
         let heap = app.index.heap_bytes();
+        // parts() decompresses every block of Info text once.
+        let t = Instant::now();
+        let parts = app.index.parts();
+        let unpack_all = t.elapsed();
+        let last = u32::try_from(rows.saturating_sub(1)).unwrap_or(0);
+        let t = Instant::now();
+        let chain = app.index.flow_chain(last).len();
+        let chain_time = t.elapsed();
         let view_bytes = app.view.capacity() * 4;
         // Jump to the last shown packet and draw it.
         let t = Instant::now();
@@ -1970,24 +1978,55 @@ mod bench {
         }
         term.draw(|f| view(&app, f)).unwrap();
         let jump = t.elapsed();
+        // Draw a screen far back (cold text blocks), then Home.
+        let t = Instant::now();
+        app.update(AppEvent::Key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Home,
+        )));
+        term.draw(|f| view(&app, f)).unwrap();
+        let home = t.elapsed();
+        // The Info column of every row, as the search of standard input
+        // and the filter bar's free text read it.
+        let t = Instant::now();
+        let re = regex::Regex::new("no such text 12345").unwrap();
+        let hits = (0..rows)
+            .filter_map(|i| u32::try_from(i).ok())
+            .filter(|i| re.is_match(&app.index.info(*i)))
+            .count();
+        let search = t.elapsed();
+        let blocks = app.index.text_blocks_decompressed();
+        let t = Instant::now();
+        app.apply_filter("bob").unwrap();
+        let filtered = app.view.len();
+        let filter = t.elapsed();
         #[allow(clippy::cast_precision_loss)]
         let per = |b: usize| b as f64 / rows as f64;
         eprintln!(
-            "capture {path}: {rows} packets, {} shown\n\
+            "capture {path}: {rows} packets\n\
              first screen after {:?}; loaded in {:?} ({:.0} packets/s)\n\
-             index: {} bytes ({:.1} bytes/packet; Row is {} bytes), view {:.1} bytes/packet\n\
-             parts (rows, string bytes, string offsets, addresses): {:?}\n\
-             End + decode + draw: {:?}",
-            app.view.len(),
+             index: {} bytes ({:.1} bytes/packet; packed row {} bytes), view {:.1} bytes/packet\n\
+             parts per packet: rows {:.1}, Info text {:.1} (compressed from {:.1}), flows {:.1} ({} flows), other {:.1}\n\
+             End + decode + draw: {:?}; Home + draw: {:?}\n\
+             decompress all Info text: {unpack_all:?}; follow chain of the last row: {chain_time:?} ({chain} frames)\n\
+             Info of every row against a regex: {:?} ({hits} hits; {blocks} text blocks decompressed so far); \
+             filter `bob`: {:?} ({filtered} rows)",
             first.unwrap_or_default(),
             loaded,
             rows as f64 / loaded.as_secs_f64(),
             heap,
             per(heap),
-            std::mem::size_of::<crate::ui::index::Row>(),
+            parts.rows / rows.max(1),
             per(view_bytes),
-            app.index.parts(),
+            per(parts.rows),
+            per(parts.text),
+            per(parts.text_raw),
+            per(parts.flows),
+            app.index.flow_count(),
+            per(parts.other),
             jump,
+            home,
+            search,
+            filter,
         );
     }
 }
