@@ -1050,7 +1050,9 @@ struct FastDone {
 /// framer being between units), as the framer and [`element_unit`] would:
 /// same units, offsets, events. Stops at the first element [`lite::frame`]
 /// leaves to the framer, at other top-level content, and after an element
-/// that changes the stream (`<proceed/>`, `<compressed/>`).
+/// that changes the stream (`<proceed/>`, `<compressed/>`). An element the
+/// delivery ends inside goes to the framer as far as it was read
+/// ([`Framer::resume`]), so its bytes are not scanned twice.
 fn fast_units(
     bytes: &[u8],
     frame: u64,
@@ -1083,10 +1085,29 @@ fn fast_units(
         let Some(unit) = tail.get(lead..).filter(|u| u.starts_with('<')) else {
             break;
         };
-        let Some((tree, len)) =
-            lite::frame(unit, scope, limits.max_element_bytes, limits.max_depth)
-        else {
-            break;
+        let (tree, len) = match lite::frame(unit, scope, limits.max_element_bytes, limits.max_depth)
+        {
+            lite::Framed::Whole(tree, len) => (tree, len),
+            lite::Framed::Partial { depth, at } => {
+                // The delivery ends inside this element (split across
+                // segments): the framer takes it from where the reading
+                // stopped, without scanning it again. Only when it runs to
+                // the end of the delivery (not just of its UTF-8 prefix).
+                let start = done.len + lead;
+                if text.len() == bytes.len()
+                    && let Some(partial) = bytes.get(start..)
+                {
+                    // The whitespace before it is skipped, as before a
+                    // whole element.
+                    framer.skip(bytes.get(done.len..start).unwrap_or_default());
+                    done.len = start;
+                    if framer.resume(partial, frame, depth, at) {
+                        done.len = bytes.len();
+                    }
+                }
+                break;
+            }
+            lite::Framed::Declined => break,
         };
         let start = framer.offset().saturating_add(lead as u64);
         let end = start.saturating_add(len as u64);
@@ -1468,8 +1489,8 @@ fn malformed_note(what: &str, unit_start: u64, err: &element::ParseError) -> Not
 
 /// Name, namespace and the addressing attributes of a parsed element.
 fn fill_from(e: &mut Event, el: lite::El<'_, '_>, owned: Option<&element::Element>, scope: &Scope) {
-    e.name.clear();
-    e.name.push_str(el.name());
+    // A new event's name is empty: one allocation of the right size.
+    e.name = el.name().to_owned();
     e.ns = match owned {
         Some(o) => o.ns.clone(),
         None if el.ns() == &*scope.default_ns => scope.default_ns.clone(),

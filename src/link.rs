@@ -124,7 +124,49 @@ pub struct TcpSegment<'a> {
 /// Returns where and why the frame is not a (whole-header) TCP segment.
 pub fn tcp_segment(linktype: i32, frame: &[u8]) -> Result<TcpSegment<'_>, LinkStop> {
     let ip = ip_bytes(linktype, frame)?;
+    if let Some(seg) = plain_ipv4_tcp(ip) {
+        return Ok(seg);
+    }
     ip_to_tcp(ip, frame.len() - ip.len())
+}
+
+/// The usual frame read directly: IPv4 without options, not a fragment,
+/// whole (total length within the captured bytes), carrying TCP with a
+/// whole header. Anything else (`None`) goes through etherparse
+/// ([`ip_to_tcp`]), which reads these the same way.
+fn plain_ipv4_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
+    let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
+    // Version 4, header length 5 words; TCP.
+    if h[0] != 0x45 || h[9] != 6 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    // More fragments, or a fragment offset.
+    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 || total < 20 {
+        return None;
+    }
+    let tcp = ip.get(20..total)?;
+    let th: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
+    let header_len = usize::from((th[12] & 0xf0) >> 2);
+    if header_len < 20 {
+        return None;
+    }
+    let payload = tcp.get(header_len..)?;
+    let flags = th[13];
+    Some(TcpSegment {
+        src: IpAddr::from([h[12], h[13], h[14], h[15]]),
+        dst: IpAddr::from([h[16], h[17], h[18], h[19]]),
+        sport: u16::from_be_bytes([th[0], th[1]]),
+        dport: u16::from_be_bytes([th[2], th[3]]),
+        seq: u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
+        ack: u32::from_be_bytes([th[8], th[9], th[10], th[11]]),
+        syn: flags & 0x02 != 0,
+        fin: flags & 0x01 != 0,
+        rst: flags & 0x04 != 0,
+        has_ack: flags & 0x10 != 0,
+        payload,
+        wire_len: payload.len(),
+    })
 }
 
 /// A UDP datagram, borrowed from its frame (for DNS answers: the TCP path
@@ -300,6 +342,57 @@ mod tests {
         let mut out = Vec::new();
         b.write(&mut out, payload).unwrap();
         out
+    }
+
+    /// What a segment says, for comparisons.
+    fn fields(s: &TcpSegment<'_>) -> String {
+        format!(
+            "{} {} {} {} {} {} {} {} {} {} {:?} {}",
+            s.src,
+            s.dst,
+            s.sport,
+            s.dport,
+            s.seq,
+            s.ack,
+            s.syn,
+            s.fin,
+            s.rst,
+            s.has_ack,
+            s.payload,
+            s.wire_len
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// Whatever the direct IPv4 reading accepts, etherparse reads the
+        /// same way (header bytes overwritten at random, frames cut or
+        /// padded).
+        #[test]
+        fn plain_ipv4_reading_agrees_with_etherparse(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            edits in proptest::collection::vec((0usize..60, proptest::prelude::any::<u8>()), 0..4),
+            cut in 0usize..120,
+            pad in 0usize..8,
+        ) {
+            let f = tcp_v4(&payload);
+            let mut ip = f[14..].to_vec();
+            for (at, v) in edits {
+                if let Some(b) = ip.get_mut(at % 60) {
+                    *b = v;
+                }
+            }
+            ip.truncate(cut.max(1));
+            ip.extend(std::iter::repeat_n(0u8, pad));
+            if let Some(fast) = plain_ipv4_tcp(&ip) {
+                let slow = ip_to_tcp(&ip, 0);
+                proptest::prop_assert!(slow.is_ok());
+                if let Ok(slow) = slow {
+                    proptest::prop_assert_eq!(fields(&fast), fields(&slow));
+                }
+            }
+        }
     }
 
     #[test]

@@ -62,6 +62,34 @@ impl Clock {
     /// floating point (this is on every printed line).
     pub fn write_relative(&mut self, buf: &mut String, ts: Timestamp) {
         let first = *self.first.get_or_insert(ts);
+        // In 64 bits (differences up to ~292 years): no 128-bit division
+        // on every line.
+        let ns64 = ts
+            .secs
+            .checked_sub(first.secs)
+            .and_then(|d| d.checked_mul(1_000_000_000))
+            .and_then(|d| d.checked_add(i64::from(ts.nanos) - i64::from(first.nanos)));
+        if let Some(ns) = ns64 {
+            // |ns| <= 2^63: adding 500 cannot overflow.
+            let us = (ns.unsigned_abs() + 500) / 1000;
+            let mut digits = Digits::default();
+            // At least "0" + six decimals.
+            let d = digits.fill_min(us, 7);
+            let width = usize::from(ns < 0) + d.len() + 1;
+            for _ in width..11 {
+                buf.push(' ');
+            }
+            if ns < 0 {
+                buf.push('-');
+            }
+            let (int, frac) = d
+                .split_at_checked(d.len().saturating_sub(6))
+                .unwrap_or((d, &[]));
+            push_ascii(buf, int);
+            buf.push('.');
+            push_ascii(buf, frac);
+            return;
+        }
         let ns = (i128::from(ts.secs) - i128::from(first.secs)) * 1_000_000_000
             + (i128::from(ts.nanos) - i128::from(first.nanos));
         let us = (ns.unsigned_abs() + 500) / 1000;
@@ -82,14 +110,10 @@ impl Clock {
         if ns < 0 {
             buf.push('-');
         }
-        buf.push_str(int);
+        push_ascii(buf, int);
         buf.push('.');
         let mut f = Digits::default();
-        let frac = f.fill(frac);
-        for _ in frac.len()..6 {
-            buf.push('0');
-        }
-        buf.push_str(frac);
+        push_ascii(buf, f.fill_min(frac, 6));
     }
 }
 
@@ -152,21 +176,55 @@ impl Default for Digits {
 }
 
 impl Digits {
-    /// `n` in decimal.
-    fn fill(&mut self, mut n: u64) -> &str {
-        let mut at = self.buf.len();
-        loop {
-            at -= 1;
+    /// `n` in decimal (ASCII digits).
+    fn fill(&mut self, n: u64) -> &[u8] {
+        self.fill_min(n, 1)
+    }
+
+    /// `n` in decimal, with leading zeros to at least `min` (≤ 20) digits.
+    /// Two digits a step.
+    fn fill_min(&mut self, mut n: u64, min: usize) -> &[u8] {
+        const PAIRS: &[u8; 200] = b"\
+            0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let len = self.buf.len();
+        let mut at = len;
+        while n >= 100 && at >= 2 {
+            // n % 100 < 100: the cast cannot truncate.
+            let p = 2 * (n % 100) as usize;
+            n /= 100;
+            at -= 2;
+            if let (Some(d), Some(s)) = (self.buf.get_mut(at..at + 2), PAIRS.get(p..p + 2)) {
+                d.copy_from_slice(s);
+            }
+        }
+        while let Some(next) = at.checked_sub(1) {
+            at = next;
             if let Some(d) = self.buf.get_mut(at) {
                 // n % 10 < 10: the cast cannot truncate.
                 *d = b'0' + (n % 10) as u8;
             }
             n /= 10;
-            if n == 0 || at == 0 {
+            if n == 0 {
                 break;
             }
         }
-        std::str::from_utf8(self.buf.get(at..).unwrap_or_default()).unwrap_or_default()
+        // The buffer starts as all '0': those before `at` are the zeros.
+        let at = at.min(len.saturating_sub(min));
+        self.buf.get(at..).unwrap_or_default()
+    }
+}
+
+/// ASCII bytes appended one by one (short runs: cheaper than validating
+/// them as UTF-8 and copying). The mask tells the compiler each is one
+/// byte of UTF-8 (the callers only pass ASCII: it changes nothing).
+fn push_ascii(buf: &mut String, bytes: &[u8]) {
+    buf.reserve(bytes.len());
+    for &c in bytes {
+        buf.push(char::from(c & 0x7f));
     }
 }
 
@@ -177,7 +235,7 @@ fn push_padded(buf: &mut String, n: u64, width: usize) {
     for _ in s.len()..width {
         buf.push(' ');
     }
-    buf.push_str(s);
+    push_ascii(buf, s);
 }
 
 /// An address as `Display` writes it, IPv4 without the formatter.

@@ -79,7 +79,7 @@
 
 #![forbid(unsafe_code)]
 
-use memchr::{memchr, memchr3};
+use memchr::{memchr, memchr2, memchr3};
 
 /// Default for [`FramerLimits::max_element_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_ELEMENT_BYTES: usize = 1 << 20;
@@ -267,6 +267,22 @@ enum St {
 
 type Sink<'s> = &'s mut dyn FnMut(FramerEvent<'_>);
 
+/// Where a caller that read the start of a unit itself stopped when its
+/// input ran out (see [`Framer::resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Just after a `<`.
+    Lt,
+    /// In a start tag, outside quoted values.
+    StartTag,
+    /// In an attribute value closed by this quote.
+    Quote(u8),
+    /// In a close tag (after `</`).
+    CloseTag,
+    /// In element content, outside markup (also inside a reference).
+    Content,
+}
+
 /// The resumable framer; see the [module documentation](self).
 pub struct Framer {
     limits: FramerLimits,
@@ -311,6 +327,71 @@ impl std::fmt::Debug for Framer {
 
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// `0x01` in every byte of a word.
+const LO: u64 = u64::from_ne_bytes([1; 8]);
+/// `0x80` in every byte of a word.
+const HI: u64 = LO << 7;
+/// How far [`find1`] and [`find3`] look word by word before handing over
+/// to `memchr`: tags, values and the text between tags are usually short,
+/// where a call costs more than the search.
+const SHORT: usize = 32;
+
+/// The high bit of each byte of `w` equal to `c`, possibly also of bytes
+/// after such a byte (borrows run upwards): whether any is set, and where
+/// the lowest one is, are exact.
+fn word_eq(w: u64, c: u8) -> u64 {
+    let x = w ^ (LO * u64::from(c));
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The word at `hay[k..k + 8]`, little-endian.
+fn word(hay: &[u8], k: usize) -> Option<u64> {
+    let w: [u8; 8] = hay.get(k..k.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// `memchr(a, hay)`, word by word over the first bytes.
+pub(super) fn find1(a: u8, hay: &[u8]) -> Option<usize> {
+    let mut k = 0;
+    while k < SHORT {
+        let Some(w) = word(hay, k) else { break };
+        let hits = word_eq(w, a);
+        if hits != 0 {
+            return Some(k + (hits.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    memchr(a, hay.get(k..)?).map(|p| k + p)
+}
+
+/// `memchr2(a, b, hay)`, word by word over the first bytes.
+pub(super) fn find2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    let mut k = 0;
+    while k < SHORT {
+        let Some(w) = word(hay, k) else { break };
+        let hits = word_eq(w, a) | word_eq(w, b);
+        if hits != 0 {
+            return Some(k + (hits.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    memchr2(a, b, hay.get(k..)?).map(|p| k + p)
+}
+
+/// `memchr3(a, b, c, hay)`, word by word over the first bytes.
+fn find3(a: u8, b: u8, c: u8, hay: &[u8]) -> Option<usize> {
+    let mut k = 0;
+    while k < SHORT {
+        let Some(w) = word(hay, k) else { break };
+        let hits = word_eq(w, a) | word_eq(w, b) | word_eq(w, c);
+        if hits != 0 {
+            return Some(k + (hits.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    memchr3(a, b, c, hay.get(k..)?).map(|p| k + p)
 }
 
 /// XML 1.0 §2.3 `NameStartChar`, approximated on bytes: every non-ASCII byte
@@ -570,6 +651,58 @@ impl Framer {
         }
     }
 
+    /// `data`, the stream bytes from [`Framer::offset`] on (the whole rest
+    /// of the current push, which carried it in `frame`), is the start of a
+    /// unit that the caller read as far as it goes (see
+    /// [`super::lite::frame`]): take it as if it had been pushed, without
+    /// scanning it again. `depth` is the number of elements the scanner
+    /// would count open at its end (an element counts from the `>` of its
+    /// start tag to the `>` of its close tag), `state` where it stopped.
+    /// Returns false, changing nothing, unless the framer is
+    /// [`Framer::at_top`], `data` starts with `<`, is no longer than
+    /// `max_element_bytes` and not deeper than `max_depth`, and `state` fits
+    /// `depth` (content is inside an element); the caller then pushes
+    /// `data` instead.
+    pub fn resume(&mut self, data: &[u8], frame: u64, depth: usize, state: Resume) -> bool {
+        let st = match state {
+            Resume::Lt => St::Lt,
+            Resume::StartTag => St::STag,
+            Resume::Quote(q) => St::SQuote(q),
+            Resume::CloseTag => St::ETag,
+            Resume::Content => St::Content,
+        };
+        let fits = match state {
+            Resume::Content | Resume::CloseTag => depth >= 1,
+            _ => true,
+        };
+        let (Some(&b'<'), Some(&last)) = (data.first(), data.last()) else {
+            return false;
+        };
+        if !self.at_top()
+            || !fits
+            || data.len() > self.limits.max_element_bytes
+            || depth > self.limits.max_depth
+        {
+            return false;
+        }
+        // As `begin_unit` at the `<`, the scan to the end, and
+        // `end_of_push` keeping the tail would leave it.
+        self.unit_open = true;
+        self.unit_start = self.offset;
+        self.depth = depth;
+        self.dropping = false;
+        self.first_is_stream = false;
+        self.ub = None;
+        self.buf.clear();
+        self.frames.clear();
+        self.frames.push(frame);
+        self.st = st;
+        self.buf_extend(data);
+        self.offset = at(self.offset, data.len());
+        self.last_byte = last;
+        true
+    }
+
     /// True while skipping bytes to find the next top-level element.
     #[must_use]
     pub fn is_resyncing(&self) -> bool {
@@ -679,11 +812,11 @@ impl Framer {
                 }
             }
             St::STag => self.scan_tag(data, i, base, sink),
-            St::SQuote(q) => match memchr(q, rest) {
+            St::SQuote(q) => match find1(q, rest) {
                 None => end,
                 Some(k) => self.scan_tag(data, i + k + 1, base, sink),
             },
-            St::ETag => match memchr(b'>', rest) {
+            St::ETag => match find1(b'>', rest) {
                 None => end,
                 Some(k) => {
                     let j = i + k;
@@ -746,7 +879,7 @@ impl Framer {
                     j + 1
                 }
             },
-            St::Content => match memchr(b'<', rest) {
+            St::Content => match find1(b'<', rest) {
                 None => end,
                 Some(k) => {
                     self.st = St::Lt;
@@ -762,7 +895,7 @@ impl Framer {
     fn scan_tag(&mut self, data: &[u8], mut i: usize, base: u64, sink: Sink<'_>) -> usize {
         loop {
             let rest = data.get(i..).unwrap_or_default();
-            let Some(k) = memchr3(b'>', b'\'', b'"', rest) else {
+            let Some(k) = find3(b'>', b'\'', b'"', rest) else {
                 self.st = St::STag;
                 return data.len();
             };
@@ -780,7 +913,7 @@ impl Framer {
                 }
                 Some(q) => {
                     let value = data.get(j + 1..).unwrap_or_default();
-                    let Some(m) = memchr(q, value) else {
+                    let Some(m) = find1(q, value) else {
                         self.st = St::SQuote(q);
                         return data.len();
                     };
@@ -2106,6 +2239,163 @@ mod tests {
         assert_eq!(split, whole);
         let bytewise = coalesce(run_bytewise(limits, ops));
         assert_eq!(bytewise, whole);
+    }
+
+    /// Everything the framer keeps between pushes.
+    fn state_of(f: &Framer) -> String {
+        format!(
+            "{:?} off={} open={} start={} depth={} drop={} stream={} last={} text={} resync={} buf={:?} frames={:?}",
+            f.st,
+            f.offset,
+            f.unit_open,
+            f.unit_start,
+            f.depth,
+            f.dropping,
+            f.first_is_stream,
+            f.last_byte,
+            f.in_text,
+            f.resyncing,
+            f.buf,
+            f.frames
+        )
+    }
+
+    fn push_collect(f: &mut Framer, data: &[u8], frame: u64, evs: &mut Vec<(Ev, Vec<u64>)>) {
+        f.push(data, frame, &mut |ev| {
+            evs.push(match ev {
+                FramerEvent::Unit(u) => (
+                    Ev::Unit {
+                        kind: u.kind,
+                        bytes: u.bytes.to_vec(),
+                        start: u.start,
+                        end: u.end,
+                    },
+                    u.frames.to_vec(),
+                ),
+                FramerEvent::Note(n) => (Ev::Note(n), Vec::new()),
+            });
+        });
+    }
+
+    /// A unit that [`super::super::lite::frame`] read up to the end of its
+    /// input, handed over with [`Framer::resume`], leaves the framer as
+    /// scanning the same bytes does; the rest of the stream then gives the
+    /// same units and notes.
+    fn check_resume(limits: FramerLimits, lead: &str, unit: &str, cut: usize) {
+        use super::super::element::{NS_STREAMS, Scope};
+        use super::super::lite::{Framed, frame};
+        let scope = Scope {
+            default_ns: std::sync::Arc::from("jabber:client"),
+            prefixes: vec![("stream".into(), std::sync::Arc::from(NS_STREAMS))],
+        };
+        let mut cut = cut % (unit.len() + 1);
+        while !unit.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = unit.split_at(cut);
+        let Framed::Partial { depth, at } =
+            frame(head, &scope, limits.max_element_bytes, limits.max_depth)
+        else {
+            return;
+        };
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        let mut a = Framer::new(limits);
+        push_collect(&mut a, lead.as_bytes(), 1, &mut ea);
+        let mut b = Framer::new(limits);
+        push_collect(&mut b, lead.as_bytes(), 1, &mut eb);
+        assert!(b.at_top(), "{lead:?}");
+        push_collect(&mut a, head.as_bytes(), 2, &mut ea);
+        assert!(
+            b.resume(head.as_bytes(), 2, depth, at),
+            "{head:?} {depth} {at:?}"
+        );
+        assert_eq!(state_of(&a), state_of(&b), "{head:?} {depth} {at:?}");
+        for (k, chunk) in tail.as_bytes().chunks(7).enumerate() {
+            push_collect(&mut a, chunk, 3 + k as u64, &mut ea);
+            push_collect(&mut b, chunk, 3 + k as u64, &mut eb);
+        }
+        assert_eq!(ea, eb, "{head:?}");
+        assert_eq!(state_of(&a), state_of(&b));
+    }
+
+    #[test]
+    fn resume_matches_scanning_at_every_cut() {
+        let units = [
+            MESSAGE,
+            "<iq type='result' id='r'><query xmlns='jabber:iq:roster'><item jid='a@b' name=\"A &apos;B&apos;\"><group>G</group></item><item jid='c@d'/></query></iq>",
+            "<presence>\n  <show>away</show>\n  <status>in a\r\nmeeting</status>\n</presence >",
+            "<a xmlns='urn:x' xmlns:p='urn:p'><p:b p:c='1' xml:lang='en'><c xmlns=''/></p:b></a >",
+            "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+            "<a/>",
+            "<x a='&amp;'>&#65;&lt;</x>",
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+            "<a><b><c><d><e/></d></c></b></a>",
+        ];
+        for lead in ["", " ", "<r/>\n", "\r\n\t"] {
+            for unit in units {
+                for cut in 0..=unit.len() {
+                    check_resume(lim(), lead, unit, cut);
+                    check_resume(small(40, 2), lead, unit, cut);
+                    check_resume(small(1000, 3), lead, unit, cut);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The word-by-word searches find what `memchr` finds.
+        #[test]
+        fn prop_short_searches_are_memchr(
+            hay in prop::collection::vec(prop_oneof![
+                Just(b'a'), Just(b'<'), Just(b'>'), Just(b'\''), Just(b'"'), Just(b'&'),
+                any::<u8>(),
+            ], 0..90),
+            from in 0usize..90,
+        ) {
+            let hay = hay.get(from.min(hay.len())..).unwrap_or_default();
+            for (a, b, c) in [(b'<', b'&', b'>'), (b'\'', b'"', b'>'), (b'a', 0x80, 0xff)] {
+                prop_assert_eq!(find1(a, hay), memchr(a, hay));
+                prop_assert_eq!(find2(a, b, hay), memchr2(a, b, hay));
+                prop_assert_eq!(find3(a, b, c, hay), memchr3(a, b, c, hay));
+            }
+        }
+
+        /// [`check_resume`] on random edits of real units, cut anywhere.
+        #[test]
+        fn prop_resume_matches_scanning(
+            which in 0usize..5,
+            edits in prop::collection::vec((0usize..300, 0usize..20), 0..4),
+            cut in 0usize..400,
+            limits in limits_strategy(),
+        ) {
+            const UNITS: [&str; 5] = [
+                "<message to='a@b/c' type='chat' id='x1'><body>Hi &amp; bye &#233;</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+                "<iq type='result' id='r'><query xmlns='jabber:iq:roster'><item jid='a@b' name='A'><group>G</group></item></query></iq>",
+                "<presence from='a@b/r'><show>dnd</show><c xmlns='http://jabber.org/protocol/caps' node='n' ver='v=' hash='sha-1'/></presence>",
+                "<iq type='error' id='e'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+                "<a xmlns='urn:xmpp:sm:3' h='12'/>",
+            ];
+            const INSERTS: [&str; 20] = [
+                "<", ">", "/", "'", "\"", "&", ";", "=", " ", "\r\n", ":", "x", "&amp;",
+                "<b/>", "</b>", "<b>", "xmlns='u'", "p:", "é", "<!--c-->",
+            ];
+            let mut x = UNITS[which].to_owned();
+            for (pos, ins) in edits {
+                let mut pos = pos % (x.len() + 1);
+                while !x.is_char_boundary(pos) {
+                    pos -= 1;
+                }
+                if ins % 3 == 0 && pos < x.len() {
+                    x.remove(pos);
+                } else {
+                    x.insert_str(pos, INSERTS[ins]);
+                }
+            }
+            check_resume(limits, "", &x, cut);
+            check_resume(limits, " ", &x, cut);
+        }
     }
 
     proptest! {

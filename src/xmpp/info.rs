@@ -193,7 +193,7 @@ fn stanza_error(el: El<'_, '_>, d: &mut Described) {
                 .find(|c| c.ns() == NS_STANZA_ERRORS && c.local() != "text")
         })
         .map_or("undefined-condition", El::local);
-    let _ = write!(d.info, " {cond}");
+    push_all(&mut d.info, &[" ", cond]);
     d.notes.push(Note::new(
         NoteKind::StanzaError,
         format!("{} error: {cond}", el.local()),
@@ -205,17 +205,16 @@ fn message(el: El<'_, '_>, dir: Dir, d: &mut Described) {
     d.info = info_buf("MESSAGE");
     arrow(&mut d.info, el, dir);
     if let Some(body) = el.child("body") {
-        let text = body.text();
         d.has_body = true;
-        d.facts.body_bytes = text.len() as u64;
-        push_quoted(&mut d.info, &text, 24);
+        d.facts.body_bytes = body.text_len() as u64;
+        push_quoted_pieces(&mut d.info, body.text_pieces(), 24);
     }
     d.chat_state = el
         .children()
         .filter(|c| c.ns() == NS_CHATSTATES)
         .find_map(|c| ChatState::from_local(c.local()));
     if let Some(cs) = d.chat_state {
-        let _ = write!(d.info, " [{}]", cs.as_str());
+        push_all(&mut d.info, &[" [", cs.as_str(), "]"]);
     }
     stanza_error(el, d);
 }
@@ -225,15 +224,15 @@ fn presence(el: El<'_, '_>, dir: Dir, d: &mut Described) {
     d.info = info_buf("PRESENCE");
     arrow(&mut d.info, el, dir);
     if let Some(t) = el.attr("type").filter(|t| *t != "error") {
-        let _ = write!(d.info, " {t}");
+        push_all(&mut d.info, &[" ", t]);
     }
     if let Some(show) = el.child("show") {
-        let _ = write!(d.info, " {}", show.text().trim());
+        push_all(&mut d.info, &[" ", show.text().trim()]);
     }
     let status = el.child("status");
     d.facts.has_status = status.is_some();
-    if let Some(text) = status.map(El::text).filter(|s| !s.is_empty()) {
-        push_quoted(&mut d.info, &text, 24);
+    if let Some(status) = status.filter(|s| s.text_len() > 0) {
+        push_quoted_pieces(&mut d.info, status.text_pieces(), 24);
     }
     stanza_error(el, d);
 }
@@ -254,13 +253,32 @@ fn iq(el: El<'_, '_>, dir: Dir, d: &mut Described) {
             d.facts.roster_items = Some(u32::try_from(items).unwrap_or(u32::MAX));
         }
         if name == "query" {
-            let _ = write!(d.info, " QUERY({})", short_ns(child.ns()));
+            push_all(&mut d.info, &[" QUERY(", short_ns(child.ns()), ")"]);
         } else {
-            let _ = write!(d.info, " {}", name.to_uppercase());
+            d.info.push(' ');
+            push_upper(&mut d.info, name);
         }
     }
     arrow(&mut d.info, el, dir);
     stanza_error(el, d);
+}
+
+/// `name.to_uppercase()` appended to `out` (ASCII names, the usual ones,
+/// without a temporary string).
+fn push_upper(out: &mut String, name: &str) {
+    if name.is_ascii() {
+        out.extend(name.chars().map(|c| c.to_ascii_uppercase()));
+    } else {
+        out.push_str(&name.to_uppercase());
+    }
+}
+
+/// `parts` appended to `out` (what `write!` does here, without the
+/// formatting machinery: this is on every stanza).
+fn push_all(out: &mut String, parts: &[&str]) {
+    for p in parts {
+        out.push_str(p);
+    }
 }
 
 /// The first `max` characters of a text on one line, with `…` when cut.
@@ -273,19 +291,53 @@ pub fn preview(text: &str, max: usize) -> String {
 
 /// [`preview`] appended to `out`.
 pub fn push_preview(out: &mut String, text: &str, max: usize) {
-    for (n, c) in text.chars().enumerate() {
-        if n == max {
+    let mut n = 0;
+    preview_piece(out, text, max, &mut n);
+}
+
+/// One piece of a text previewed, `n` characters of the text having been
+/// written already; false once the preview is cut (`…` written).
+fn preview_piece(out: &mut String, mut piece: &str, max: usize, n: &mut usize) -> bool {
+    loop {
+        // Printable ASCII (the usual text) is one byte per character and
+        // copied as it is; anything else goes one character at a time.
+        let room = max.saturating_sub(*n);
+        let plain = piece
+            .bytes()
+            .take(room)
+            .take_while(|b| (0x20..0x7f).contains(b))
+            .count();
+        let (head, rest) = piece.split_at_checked(plain).unwrap_or((piece, ""));
+        out.push_str(head);
+        *n += plain;
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else {
+            return true;
+        };
+        if *n >= max {
             out.push('…');
-            break;
+            return false;
         }
         out.push(if c.is_control() { ' ' } else { c });
+        *n += 1;
+        piece = chars.as_str();
     }
 }
 
 /// ` "preview"` appended to `out`.
 fn push_quoted(out: &mut String, text: &str, max: usize) {
+    push_quoted_pieces(out, std::iter::once(text), max);
+}
+
+/// [`push_quoted`] of a text given in pieces (read without joining them).
+fn push_quoted_pieces<'p>(out: &mut String, pieces: impl Iterator<Item = &'p str>, max: usize) {
     out.push_str(" \"");
-    push_preview(out, text, max);
+    let mut n = 0;
+    for piece in pieces {
+        if !preview_piece(out, piece, max, &mut n) {
+            break;
+        }
+    }
     out.push('"');
 }
 
@@ -300,6 +352,47 @@ mod tests {
             prefixes: vec![("stream".into(), NS_STREAMS.into())],
         };
         parse(x.as_bytes(), &scope, false).unwrap()
+    }
+
+    /// The character-at-a-time preview that `preview_piece` speeds up.
+    fn preview_charwise(text: &str, max: usize) -> String {
+        let mut out = String::new();
+        for (n, c) in text.chars().enumerate() {
+            if n == max {
+                out.push('…');
+                break;
+            }
+            out.push(if c.is_control() { ' ' } else { c });
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whole or in pieces, the preview is the character-wise one.
+        #[test]
+        fn preview_in_pieces_is_charwise(
+            text in "[a-z \\t\\n\\x7f\\u{80}\\u{9f}é😀<&]{0,40}",
+            cuts in proptest::collection::vec(0usize..41, 0..4),
+            max in 0usize..30,
+        ) {
+            let want = preview_charwise(&text, max);
+            proptest::prop_assert_eq!(preview(&text, max), want.clone());
+            let mut at: Vec<usize> = cuts
+                .into_iter()
+                .map(|c| c.min(text.len()))
+                .filter(|&c| text.is_char_boundary(c))
+                .collect();
+            at.push(0);
+            at.push(text.len());
+            at.sort_unstable();
+            at.dedup();
+            let pieces: Vec<&str> = at.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+            let mut out = String::new();
+            push_quoted_pieces(&mut out, pieces.into_iter(), max);
+            proptest::prop_assert_eq!(out, format!(" \"{want}\""));
+        }
     }
 
     #[test]
