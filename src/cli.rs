@@ -199,8 +199,7 @@ pub struct Args {
     /// Dissect a file with N threads, the flows split between them; the
     /// output is the same as one thread's, except that the flow table limit
     /// (--max-flows) is split between the threads. Default: the cores
-    /// (at most 4) for files of 4 MB and more, except for plain lines
-    /// (as fast on one thread); else 1.
+    /// (at most 4) for files of 4 MB and more, else 1.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
@@ -441,18 +440,8 @@ impl Args {
                     && !self.stats
                     && !self.verbose
                     && !expert));
-        // Plain lines are as fast on one thread (bench/RESULTS.md): the
-        // merge of the shards' packets costs what the second core gains.
-        let plain_lines =
-            self.format == Format::Text && !self.verbose && !self.stats && !expert && !quiet;
         let threads = self.threads.map_or_else(
-            || {
-                if plain_lines {
-                    1
-                } else {
-                    auto_threads(self.read_file.as_deref())
-                }
-            },
+            || auto_threads(self.read_file.as_deref()),
             |n| n.clamp(1, 64),
         );
         Ok(Settings {

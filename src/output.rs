@@ -138,21 +138,42 @@ pub fn write_line_named(
     names: Option<&crate::names::Names>,
 ) -> io::Result<()> {
     buf.clear();
+    push_line_head(buf, clock, p);
+    if let (Some(s), Some(d)) = (p.src, p.dst) {
+        push_endpoints(buf, s, d, names);
+    }
+    push_line_tail(buf, p);
+    w.write_all(buf.as_bytes())
+}
+
+/// A line's start: number and time, up to the addresses.
+pub fn push_line_head(buf: &mut String, clock: &mut Clock, p: &Packet) {
     push_padded(buf, p.number, 6);
     buf.push(' ');
     clock.write_relative(buf, p.ts);
     buf.push(' ');
-    if let (Some(s), Some(d)) = (p.src, p.dst) {
-        match names.and_then(|n| n.name_of(&s)) {
-            Some(n) => buf.push_str(n),
-            None => push_addr(buf, s),
-        }
-        buf.push_str(" → ");
-        match names.and_then(|n| n.name_of(&d)) {
-            Some(n) => buf.push_str(n),
-            None => push_addr(buf, d),
-        }
+}
+
+/// `source → destination`, by the names learnt when there are.
+pub fn push_endpoints(
+    buf: &mut String,
+    s: std::net::IpAddr,
+    d: std::net::IpAddr,
+    names: Option<&crate::names::Names>,
+) {
+    match names.and_then(|n| n.name_of(&s)) {
+        Some(n) => buf.push_str(n),
+        None => push_addr(buf, s),
     }
+    buf.push_str(" → ");
+    match names.and_then(|n| n.name_of(&d)) {
+        Some(n) => buf.push_str(n),
+        None => push_addr(buf, d),
+    }
+}
+
+/// A line's end after the addresses: protocol, length, Info, newline.
+pub fn push_line_tail(buf: &mut String, p: &Packet) {
     buf.push(' ');
     buf.push_str(p.proto().as_str());
     buf.push(' ');
@@ -160,7 +181,6 @@ pub fn write_line_named(
     buf.push(' ');
     push_info(buf, &p.events);
     buf.push('\n');
-    w.write_all(buf.as_bytes())
 }
 
 /// Room for the decimal digits of a `u64`, written without the formatting

@@ -46,6 +46,9 @@ pub(crate) struct Printer<W: Write> {
     views: Option<crate::views::Views>,
     /// `--jid`: the flows kept.
     jid_flows: Option<std::collections::HashSet<u32>>,
+    /// False when the statistics are counted elsewhere (the parallel
+    /// run's shards) and only printed here.
+    count_stats: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -64,6 +67,7 @@ impl<W: Write> Printer<W> {
                 .any()
                 .then(|| crate::views::Views::new(settings.views)),
             jid_flows: None,
+            count_stats: true,
             settings,
         }
     }
@@ -191,6 +195,23 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
+    /// A line rendered by a shard of the parallel run, all but its
+    /// addresses, which take the names known at this point of the capture.
+    fn rendered_line(
+        &mut self,
+        head: &[u8],
+        ends: Option<(std::net::IpAddr, std::net::IpAddr)>,
+        tail: &[u8],
+    ) -> io::Result<()> {
+        self.out.write_all(head)?;
+        if let Some((s, d)) = ends {
+            self.line.clear();
+            output::push_endpoints(&mut self.line, s, d, self.names.as_ref());
+            self.out.write_all(self.line.as_bytes())?;
+        }
+        self.out.write_all(tail)
+    }
+
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -213,7 +234,7 @@ impl<W: Write> Printer<W> {
                 self.expert.add(n, p.number);
             }
         }
-        if self.settings.stats {
+        if self.settings.stats && self.count_stats {
             for e in &p.events {
                 self.stats.add_event(e);
             }
@@ -270,7 +291,7 @@ impl<W: Write> Printer<W> {
                 self.expert.add(n, 0);
             }
         }
-        if self.settings.stats {
+        if self.settings.stats && self.count_stats {
             for e in events {
                 self.stats.add_event(e);
             }
@@ -677,12 +698,38 @@ mod parallel {
         len: Option<u32>,
         /// A UDP datagram from port 53: the printer learns names from it.
         dns: bool,
+        /// The frame's line, rendered by the shard (plain lines only).
+        line: Option<Line>,
+        /// The frame's events that teach names (with `line`).
+        learn: Vec<Event>,
+    }
+
+    /// A line in a shard's text buffer for the batch: `head` up to the
+    /// addresses, then `tail`.
+    struct Line {
+        start: u32,
+        split: u32,
+        end: u32,
+        ends: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    }
+
+    /// What a shard does with its events besides sending them.
+    struct Mode {
+        /// `--stats`: counted here (the printer only prints them).
+        stats: Option<Stats>,
+        /// The printer needs the events (lines, -V, NDJSON, --expert).
+        print: bool,
+        /// Plain lines: rendered here, only the names are left to the
+        /// printer (they follow the capture's order across shards).
+        lines: bool,
     }
 
     enum Done {
         Batch {
             seq: u64,
             outs: Vec<Out>,
+            /// The text of the batch's rendered lines.
+            text: Vec<u8>,
         },
         End {
             events: Vec<Event>,
@@ -692,6 +739,10 @@ mod parallel {
             stats: Option<Box<Stats>>,
         },
     }
+
+    /// A batch's outputs as they come in: shards reported, their outputs,
+    /// each shard's rendered text (indexed by shard).
+    type Pending = (u32, Vec<Out>, Vec<Vec<u8>>);
 
     /// Batches dissected ahead of the printer, per shard.
     const IN_FLIGHT: usize = 2;
@@ -706,11 +757,13 @@ mod parallel {
         jobs: &Receiver<Job>,
         done: &SyncSender<Done>,
         trash: &Receiver<Vec<Out>>,
-        mut stats: Option<Stats>,
+        mut mode: Mode,
     ) {
         let mut last = 0;
         let mut len = 0usize;
         let mut packet = Packet::default();
+        let mut clock = crate::output::Clock::default();
+        let mut line = String::new();
         for job in jobs {
             // Printed outputs come back to be freed here, by the thread that
             // allocated them: the allocator's per-thread heaps then reuse
@@ -719,44 +772,62 @@ mod parallel {
                 drop(old);
             }
             let mut outs = Vec::new();
+            let mut text = Vec::new();
             for (i, f) in job.batch.frames.iter().enumerate() {
                 let data = job.batch.bytes.get(f.start..f.end).unwrap_or_default();
                 last = f.number;
+                // Times count from the first frame of the capture.
+                clock.relative(f.ts);
                 let owner = f.tag == shard;
                 d.tick(f.number, f.ts);
                 let swept = d.take_flushed();
                 let mut flushed = (Vec::new(), Vec::new());
                 let mut kept = None;
                 let mut dns = false;
+                let mut rendered = None;
+                let mut learn = Vec::new();
                 if owner {
                     d.dissect(f.number, f.ts, linktype, data, f.len, &mut packet);
                     flushed = d.take_flushed();
-                    dns = packet.flow.is_none()
+                    dns = mode.print
+                        && packet.flow.is_none()
                         && crate::link::udp_datagram(linktype, data)
                             .is_some_and(|u| u.sport == crate::dns::PORT);
-                    if let Some(st) = &mut stats {
+                    if let Some(st) = &mut mode.stats {
                         for e in &packet.events {
                             st.add_event(e);
                         }
                         for n in &packet.notes {
                             st.add_note(n);
                         }
-                    } else if !packet.events.is_empty() || !packet.notes.is_empty() {
+                    }
+                    if mode.lines {
+                        learn.extend(packet.events.iter().filter(|e| teaches(e)).cloned());
+                        if crate::output::shown(&packet) {
+                            rendered = Some(render(&mut text, &mut line, &mut clock, &packet));
+                        }
+                    } else if mode.print && (!packet.events.is_empty() || !packet.notes.is_empty())
+                    {
                         // A frame that completed nothing prints nothing.
                         kept = Some(std::mem::take(&mut packet));
                     }
                 }
                 let mut swept = swept;
-                if let Some(st) = &mut stats {
-                    count(st, &mut swept);
-                    count(st, &mut flushed);
-                    dns = false;
+                if let Some(st) = &mut mode.stats {
+                    count(st, &swept);
+                    count(st, &flushed);
+                }
+                if !mode.print {
+                    swept = Default::default();
+                    flushed = Default::default();
                 }
                 let changes = d.take_table_changes();
                 let now = d.flows_len();
                 let len_changed = (now != len).then(|| u32::try_from(now).unwrap_or(u32::MAX));
                 len = now;
                 let quiet = kept.is_none()
+                    && rendered.is_none()
+                    && learn.is_empty()
                     && !dns
                     && swept.0.is_empty()
                     && swept.1.is_empty()
@@ -777,36 +848,72 @@ mod parallel {
                     changes,
                     len: len_changed,
                     dns,
+                    line: rendered,
+                    learn,
                 });
             }
             let seq = job.seq;
             // Let go of the batch before reporting, so that the printer
             // holds the last reference and can recycle it.
             drop(job);
-            if done.send(Done::Batch { seq, outs }).is_err() {
+            if done.send(Done::Batch { seq, outs, text }).is_err() {
                 return;
             }
         }
         d.finish(last);
         let mut end = d.take_flushed();
-        if let Some(st) = &mut stats {
-            count(st, &mut end);
+        if let Some(st) = &mut mode.stats {
+            count(st, &end);
+        }
+        if !mode.print {
+            end = Default::default();
         }
         let _ = done.send(Done::End {
             events: end.0,
             notes: end.1,
             counters: d.counters().clone(),
-            stats: stats.map(Box::new),
+            stats: mode.stats.map(Box::new),
         });
     }
 
-    /// Count events and notes into `st`, leaving none.
-    fn count(st: &mut Stats, (events, notes): &mut (Vec<Event>, Vec<Note>)) {
-        for e in events.drain(..) {
-            st.add_event(&e);
+    /// Count events and notes into `st`.
+    fn count(st: &mut Stats, (events, notes): &(Vec<Event>, Vec<Note>)) {
+        for e in events {
+            st.add_event(e);
         }
-        for n in notes.drain(..) {
-            st.add_note(&n);
+        for n in notes {
+            st.add_note(n);
+        }
+    }
+
+    /// Events the printer learns names from ([`crate::names::Names::event`]).
+    fn teaches(e: &Event) -> bool {
+        use crate::model::{Dir, EventKind};
+        e.kind == EventKind::StreamHeader
+            || (e.kind == EventKind::Tls && e.dir == Dir::ClientToServer && e.info.contains("SNI="))
+    }
+
+    /// Render `p`'s line into `text`, all but the addresses.
+    fn render(
+        text: &mut Vec<u8>,
+        line: &mut String,
+        clock: &mut crate::output::Clock,
+        p: &Packet,
+    ) -> Line {
+        let start = text.len();
+        line.clear();
+        crate::output::push_line_head(line, clock, p);
+        text.extend_from_slice(line.as_bytes());
+        let split = text.len();
+        line.clear();
+        crate::output::push_line_tail(line, p);
+        text.extend_from_slice(line.as_bytes());
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Line {
+            start: at(start),
+            split: at(split),
+            end: at(text.len()),
+            ends: p.src.zip(p.dst),
         }
     }
 
@@ -871,8 +978,14 @@ mod parallel {
             shard_of(linktype, f, shards)
         });
         let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
-        // Nothing printed but the figures: the shards count them.
-        let shard_stats = settings.quiet && settings.stats && !settings.expert;
+        // The shards count the statistics; the printer needs the events
+        // unless only figures are printed; plain lines are rendered by the
+        // shards, all but the names.
+        let print = !settings.quiet || settings.expert;
+        let lines = settings.format == crate::cli::Format::Text
+            && !settings.verbose
+            && !settings.expert
+            && !settings.quiet;
         let mut job_txs = Vec::new();
         let mut trash_txs: Vec<mpsc::Sender<Vec<Out>>> = Vec::new();
         let mut workers = Vec::new();
@@ -885,9 +998,13 @@ mod parallel {
             let done = done_tx.clone();
             let d = Dissector::new(cfg);
             let (trash_tx, trash_rx) = mpsc::channel::<Vec<Out>>();
-            let stats = shard_stats.then(Stats::default);
+            let mode = Mode {
+                stats: settings.stats.then(Stats::default),
+                print,
+                lines,
+            };
             workers.push(std::thread::spawn(move || {
-                worker(d, shard, linktype, &rx, &done, &trash_rx, stats);
+                worker(d, shard, linktype, &rx, &done, &trash_rx, mode);
             }));
             job_txs.push(tx);
             trash_txs.push(trash_tx);
@@ -895,29 +1012,30 @@ mod parallel {
         drop(done_tx);
         let stdout = io::stdout();
         let mut printer = Printer::new(BufWriter::with_capacity(1 << 16, stdout.lock()), settings);
+        printer.count_stats = false;
         let mut merge = Merge {
             lens: vec![0; shards as usize],
             ..Merge::default()
         };
-        // seq → (shards reported, outputs)
-        let mut pending: BTreeMap<u64, (u32, Vec<Out>)> = BTreeMap::new();
+        // seq → (shards reported, outputs, each shard's text)
+        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
         let mut batches_held: BTreeMap<u64, Arc<Batch>> = BTreeMap::new();
         let mut next_print = 0u64;
         let mut seq = 0u64;
         let mut outcome = Outcome::Complete;
         let mut last = 0;
         let mut ends = Vec::new();
-        let print_ready = |pending: &mut BTreeMap<u64, (u32, Vec<Out>)>,
+        let print_ready = |pending: &mut BTreeMap<u64, Pending>,
                            held: &mut BTreeMap<u64, Arc<Batch>>,
                            next_print: &mut u64,
                            printer: &mut Printer<_>,
                            merge: &mut Merge|
          -> io::Result<()> {
-            while let Some((reported, _)) = pending.get(next_print) {
+            while let Some((reported, _, _)) = pending.get(next_print) {
                 if *reported < shards {
                     break;
                 }
-                let Some((_, mut outs)) = pending.remove(next_print) else {
+                let Some((_, mut outs, texts)) = pending.remove(next_print) else {
                     break;
                 };
                 // Frame order; at one frame the other shards' sweeps first.
@@ -933,7 +1051,7 @@ mod parallel {
                     let n = rest.iter().take_while(|o| o.idx == idx).count();
                     let (group, tail) = rest.split_at_mut(n);
                     rest = tail;
-                    print_frame(group, batch.map(|b| &**b), linktype, printer, merge)?;
+                    print_frame(group, batch.map(|b| &**b), &texts, linktype, printer, merge)?;
                 }
                 let mut back: Vec<Vec<Out>> = trash_txs.iter().map(|_| Vec::new()).collect();
                 for o in outs {
@@ -954,20 +1072,34 @@ mod parallel {
             }
             Ok(())
         };
-        let absorb =
-            |d: Done, pending: &mut BTreeMap<u64, (u32, Vec<Out>)>, ends: &mut Vec<_>| match d {
-                Done::Batch { seq, mut outs } => {
-                    let e = pending.entry(seq).or_insert_with(|| (0, Vec::new()));
-                    e.0 += 1;
-                    e.1.append(&mut outs);
+        let absorb = |d: Done, pending: &mut BTreeMap<u64, Pending>, ends: &mut Vec<_>| match d {
+            Done::Batch {
+                seq,
+                mut outs,
+                text,
+            } => {
+                let e = pending
+                    .entry(seq)
+                    .or_insert_with(|| (0, Vec::new(), Vec::new()));
+                e.0 += 1;
+                let shard = outs.first().map_or(0, |o| o.shard as usize);
+                e.1.append(&mut outs);
+                if !text.is_empty() {
+                    if e.2.len() <= shard {
+                        e.2.resize_with(shard + 1, Vec::new);
+                    }
+                    if let Some(t) = e.2.get_mut(shard) {
+                        *t = text;
+                    }
                 }
-                Done::End {
-                    events,
-                    notes,
-                    counters,
-                    stats,
-                } => ends.push((events, notes, counters, stats)),
-            };
+            }
+            Done::End {
+                events,
+                notes,
+                counters,
+                stats,
+            } => ends.push((events, notes, counters, stats)),
+        };
         for msg in &batches {
             match msg {
                 ReaderMsg::Batch(batch) => {
@@ -1052,6 +1184,7 @@ mod parallel {
     fn print_frame<W: io::Write>(
         group: &mut [Out],
         batch: Option<&Batch>,
+        texts: &[Vec<u8>],
         linktype: i32,
         printer: &mut Printer<W>,
         merge: &mut Merge,
@@ -1092,6 +1225,21 @@ mod parallel {
             }
             if !o.swept.0.is_empty() || !o.swept.1.is_empty() {
                 swept.push(std::mem::take(&mut o.swept));
+            }
+            if let Some(names) = &mut printer.names {
+                for e in &o.learn {
+                    names.event(e);
+                }
+            }
+            if let Some(l) = &o.line {
+                let text = texts.get(shard).map_or(&[][..], |t| &t[..]);
+                let head = text
+                    .get(l.start as usize..l.split as usize)
+                    .unwrap_or_default();
+                let tail = text
+                    .get(l.split as usize..l.end as usize)
+                    .unwrap_or_default();
+                printer.rendered_line(head, l.ends, tail)?;
             }
             if let Some(p) = &mut o.packet {
                 number = p.number;

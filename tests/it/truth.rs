@@ -281,9 +281,10 @@ fn binary_stats_json_matches_truth() {
 
 /// `--threads N` splits the flows over N dissectors and merges the output
 /// back into frame order: byte for byte what one thread prints, in every
-/// output form: lines, -V (flow numbers, notes), NDJSON, --expert, --stats
-/// (flows open at once included), also with the idle timeout closing flows
-/// part-way (every shard sweeps at the same frames).
+/// output form: lines (rendered by the shards, names by the merge), -V
+/// (flow numbers, notes), NDJSON, --expert, --stats (flows open at once
+/// included), also with the idle timeout closing flows part-way (every
+/// shard sweeps at the same frames).
 #[test]
 fn threads_give_the_same_output() {
     let Some(shared) = util::shared() else { return };
@@ -326,8 +327,10 @@ fn threads_give_the_same_output() {
         );
         (out.status.code(), out.stdout, out.stderr)
     };
-    let modes: [&[&str]; 6] = [
+    let modes: [&[&str]; 8] = [
         &["--no-tui"],
+        &["--no-tui", "-n"],
+        &["--no-tui", "--stats", "--idle-timeout", "2"],
         &["-V"],
         &["-T", "ndjson"],
         &["-q", "--expert", "--stats"],
