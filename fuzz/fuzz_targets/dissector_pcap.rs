@@ -138,8 +138,16 @@ impl Printers {
         } else {
             self.clock.relative(p.ts);
         }
-        output::write_ndjson(&mut out, &mut self.json, &p.events, &p.notes, p.number, p.ts, p.flow)
-            .expect("sink");
+        output::write_ndjson(
+            &mut out,
+            &mut self.json,
+            &p.events,
+            &p.notes,
+            p.number,
+            p.ts,
+            p.flow,
+        )
+        .expect("sink");
         let _ = output::info_of(&p.events);
         for e in &p.events {
             self.stats.add_event(e);
@@ -218,7 +226,11 @@ fuzz_target!(|data: &[u8]| {
         number += 1;
         let ts = Timestamp {
             secs: i64::from(secs),
-            nanos: if h.nanos { frac } else { frac.wrapping_mul(1000) },
+            nanos: if h.nanos {
+                frac
+            } else {
+                frac.wrapping_mul(1000)
+            },
         };
         d.dissect(number, ts, h.linktype, frame, wire_len, &mut packet);
         pr.packet(&packet);

@@ -46,10 +46,15 @@ fuzz_target!(|data: &[u8]| {
         Scope::default()
     };
     let show_secrets = ctl & 8 != 0;
-    let mech = [None, Some("PLAIN"), Some("SCRAM-SHA-1"), Some("DIGEST-MD5")][usize::from(ctl >> 4 & 3)];
+    let mech =
+        [None, Some("PLAIN"), Some("SCRAM-SHA-1"), Some("DIGEST-MD5")][usize::from(ctl >> 4 & 3)];
 
     let parsed = element::parse(bytes, &scope, open_only);
-    assert_eq!(parsed, element::parse(bytes, &scope, open_only), "not deterministic");
+    assert_eq!(
+        parsed,
+        element::parse(bytes, &scope, open_only),
+        "not deterministic"
+    );
     let el = match parsed {
         Ok(el) => el,
         Err(e) => {

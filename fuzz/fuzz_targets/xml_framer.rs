@@ -175,7 +175,12 @@ fn run(
         }
     }
     // End-of-capture queries must not panic either.
-    let _ = (f.in_unit(), f.unit_start(), f.header_seen(), f.is_resyncing());
+    let _ = (
+        f.in_unit(),
+        f.unit_start(),
+        f.header_seen(),
+        f.is_resyncing(),
+    );
     f.reset();
     assert_eq!(f.offset(), 0);
     assert_eq!(f.pending_bytes(), 0);
@@ -244,6 +249,9 @@ fuzz_target!(|data: &[u8]| {
         let bytewise = coalesce(run(limits, &segments, &|_, seg: &[u8]| {
             (1..seg.len()).collect()
         }));
-        assert_eq!(bytewise, whole, "byte-at-a-time run differs from the whole run");
+        assert_eq!(
+            bytewise, whole,
+            "byte-at-a-time run differs from the whole run"
+        );
     }
 });
