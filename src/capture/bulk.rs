@@ -213,20 +213,13 @@ impl Bulk {
             let kept = caplen.min(self.snaplen) as usize;
             let data = buf.get(start..start + kept).unwrap_or_default();
             self.number += 1;
-            // libpcap scales microseconds in 32-bit arithmetic and hands
-            // the fraction over as a signed number; one that ends up
-            // negative reads as 0, as in `FileSource::next_frame` (found by
+            // libpcap reads the fraction as a signed 32-bit number and
+            // scales it in the width of `struct timeval`; what does not fit
+            // 0..2^32 reads as 0, as in `FileSource::next_frame` (found by
             // the pcap_blocks fuzz target).
-            let scaled = if self.nanos {
-                frac
-            } else {
-                frac.wrapping_mul(1000)
-            };
-            let nanos = if i32::try_from(scaled).is_ok() {
-                scaled
-            } else {
-                0
-            };
+            let signed = i64::from(i32::from_ne_bytes(frac.to_ne_bytes()));
+            let scaled = if self.nanos { signed } else { signed * 1000 };
+            let nanos = u32::try_from(scaled).unwrap_or(0);
             batch.frames.push(BatchFrame {
                 number: self.number,
                 ts: Timestamp {
@@ -434,6 +427,24 @@ mod tests {
             0, 0, 0, 0, 0, 0, 8, 0, 101, 0, 0, 40, 0, 0, 64, 0, 0, 0, 0, 8, 0, 60, 206, 127, 0, 0,
             1, 127, 0, 0, 1, 28, 232, 218, 16, 0, 0, 0, 0, 135, 154, 174, 195, 80, 20, 0, 0, 132,
             119, 0, 0,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        std::fs::write(&path, bytes).unwrap();
+        let p = path.to_str().unwrap();
+        assert_eq!(by_blocks(p), by_libpcap(p));
+    }
+
+    #[test]
+    fn fuzz_negative_fraction() {
+        let bytes: &[u8] = &[
+            212, 195, 178, 161, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 113, 0, 0, 0,
+            41, 163, 49, 173, 217, 253, 241, 0, 56, 0, 0, 0, 56, 0, 0, 0, 0, 0, 3, 4, 0, 6, 0, 0,
+            0, 0, 0, 0, 0, 0, 8, 0, 110, 115, 69, 0, 0, 40, 0, 0, 64, 0, 64, 6, 60, 206, 127, 0, 0,
+            1, 127, 0, 0, 1, 28, 232, 218, 14, 0, 0, 0, 0, 65, 146, 203, 85, 80, 20, 0, 0, 173,
+            239, 0, 0, 41, 163, 49, 83, 232, 218, 15, 0, 0, 0, 0, 159, 87, 100, 226, 80, 20, 0, 0,
+            182, 156, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 1, 28, 232, 218, 16, 0, 0, 0, 0, 135, 154,
+            174, 195, 80, 20, 0, 0, 132, 119, 0, 0,
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.pcap");
