@@ -32,7 +32,8 @@ pub struct Bulk {
     path: String,
     swapped: bool,
     nanos: bool,
-    /// Records longer than this are cut to it, as libpcap does.
+    /// Records longer than this are cut to it, as libpcap does (it may be
+    /// past [`MAX_CAPLEN`]: then only the maximum applies).
     snaplen: u32,
     /// Bytes of a record begun in the last block.
     carry: Vec<u8>,
@@ -85,11 +86,11 @@ impl Bulk {
         if (u16_at(4)?, u16_at(6)?) != (2, 4) {
             return None;
         }
-        // libpcap takes a snapshot length of 0 or past its maximum as the
-        // maximum.
+        // libpcap takes a snapshot length of 0 (or one that is negative as
+        // a C int) as its maximum, and others as written, even past it
+        // (the pcap_blocks fuzz target compares the two readers).
         let snaplen = match u32_at(&head, 16, swapped)? {
-            0 => MAX_CAPLEN,
-            s if s > MAX_CAPLEN => MAX_CAPLEN,
+            s if s == 0 || i32::try_from(s).is_err() => MAX_CAPLEN,
             s => s,
         };
         Some(Self {
@@ -179,9 +180,14 @@ impl Bulk {
             let (secs, frac, caplen, len) = (word(0), word(4), word(8), word(12));
             if caplen > MAX_CAPLEN {
                 batch.bytes = buf;
+                // libpcap's two wordings.
+                let what = if caplen > self.snaplen {
+                    format!("snaplen of {}", self.snaplen)
+                } else {
+                    format!("maximum of {MAX_CAPLEN}")
+                };
                 return Err(self.read_error(format!(
-                    "invalid packet capture length {caplen}, bigger than snaplen of {}",
-                    self.snaplen
+                    "invalid packet capture length {caplen}, bigger than {what}"
                 )));
             }
             let need = RECORD_HEADER + caplen as usize;
@@ -445,6 +451,31 @@ mod tests {
             239, 0, 0, 41, 163, 49, 83, 232, 218, 15, 0, 0, 0, 0, 159, 87, 100, 226, 80, 20, 0, 0,
             182, 156, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 1, 28, 232, 218, 16, 0, 0, 0, 0, 135, 154,
             174, 195, 80, 20, 0, 0, 132, 119, 0, 0,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        std::fs::write(&path, bytes).unwrap();
+        let p = path.to_str().unwrap();
+        assert_eq!(by_blocks(p), by_libpcap(p));
+    }
+
+    #[test]
+    fn fuzz_huge_snaplen_and_record() {
+        let bytes: &[u8] = &[
+            212, 195, 178, 161, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 105, 110, 99, 111, 109, 112, 108, 0,
+            0, 0, 92, 229, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 107, 5, 206, 3, 0, 74, 0, 0, 0, 74, 0, 0, 253, 255,
+            255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 69, 0, 0, 60, 249, 213, 64, 0, 64, 6, 66,
+            232, 127, 0, 0, 1, 127, 0, 0, 1, 153, 66, 20, 102, 25, 192, 66, 61, 0, 0, 0, 0, 160, 2,
+            255, 215, 254, 48, 0, 0, 2, 4, 255, 215, 4, 2, 8, 10, 108, 58, 231, 0, 8, 0, 69, 0, 0,
+            180, 249, 211, 64, 0, 64, 6, 66, 110, 127, 0, 0, 1, 127, 0, 0, 1, 153, 66, 20, 102, 25,
+            192, 66, 62, 156, 19, 175, 91, 128, 126, 0, 64, 254, 168, 1, 127, 0, 0, 1, 153, 32,
+            120, 109, 108, 110, 115, 61, 39, 106, 97, 98, 98, 101, 114, 58, 99, 108, 105, 101, 110,
+            116, 39, 32, 120, 109, 108, 58, 108, 97, 110, 103, 61, 39, 101, 110, 39, 0, 68, 248,
+            88, 126, 180, 149, 106, 38, 157, 255, 221, 136, 73, 153, 97, 98, 98, 101, 114, 46, 111,
+            114, 103, 47, 112, 114, 111, 116, 145, 155, 111, 108, 47, 99, 104, 97, 116, 115, 116,
+            97, 116, 101, 115, 39, 47, 62, 60, 47, 109, 101, 115, 115, 97, 103, 101, 62,
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.pcap");
