@@ -199,7 +199,7 @@ pub struct Args {
     /// Dissect a file with N threads, the flows split between them; the
     /// output is the same as one thread's, except that the flow table limit
     /// (--max-flows) is split between the threads. Default: the cores
-    /// (at most 4) for files of 4 MB and more, else 1.
+    /// (at most 2) for files of 4 MB and more, else 1.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
@@ -566,9 +566,10 @@ fn check_not_input(read: &str, out: &str) -> Result<(), String> {
 /// Files smaller than this are dissected on one thread unless `--threads`
 /// says otherwise: starting threads would cost more than it gains.
 pub const AUTO_THREADS_MIN_BYTES: u64 = 4_000_000;
-/// Threads `--threads` defaults to at most: past this the reader and the
-/// printer, which stay one each, set the pace.
-pub const AUTO_THREADS_MAX: usize = 4;
+/// Threads `--threads` defaults to at most: the reader and the printer stay
+/// one each, and the shards' results in flight grow with their number (four
+/// threads took NDJSON on 1 GB to 68 MiB, past the 64 MiB goal).
+pub const AUTO_THREADS_MAX: usize = 2;
 
 /// `--threads` when not given: the cores, up to [`AUTO_THREADS_MAX`], for
 /// a regular file of [`AUTO_THREADS_MIN_BYTES`] or more; else one.
