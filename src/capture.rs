@@ -65,7 +65,7 @@ pub struct FileSource {
     linktype: i32,
     number: u64,
     /// The same file read in blocks, when it is a classic pcap file: the
-    /// reader thread uses it instead of libpcap ([`spawn_reader`]).
+    /// reader ([`BatchReader`]) uses it instead of libpcap.
     bulk: Option<Bulk>,
 }
 
@@ -231,65 +231,14 @@ pub fn spawn_reader(
     std::sync::mpsc::Sender<Batch>,
     std::thread::JoinHandle<()>,
 ) {
-    spawn_tagging_reader(source, limit, |_| 0)
-}
-
-/// [`spawn_reader`], and each frame's [`BatchFrame::tag`] is `tag(bytes)`,
-/// computed on the reader's thread (which has time to spare).
-pub fn spawn_tagging_reader(
-    mut source: FileSource,
-    limit: Option<u64>,
-    tag: impl Fn(&[u8]) -> u32 + Send + 'static,
-) -> (
-    std::sync::mpsc::Receiver<ReaderMsg>,
-    std::sync::mpsc::Sender<Batch>,
-    std::thread::JoinHandle<()>,
-) {
     use std::sync::mpsc;
     let (tx, rx) = mpsc::sync_channel::<ReaderMsg>(BATCHES_IN_FLIGHT);
     let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
+    let mut reader = BatchReader::new(source, limit);
     let handle = std::thread::spawn(move || {
-        if let Some(bulk) = source.bulk.take() {
-            read_bulk(bulk, limit, &tag, &tx, &recycle_rx);
-            return;
-        }
-        let mut read = 0u64;
         loop {
-            let mut batch = recycle_rx.try_recv().unwrap_or_else(|_| Batch {
-                bytes: Vec::with_capacity(BATCH_BYTES),
-                frames: Vec::with_capacity(BATCH_FRAMES),
-            });
-            batch.clear();
-            let mut end = None;
-            while batch.frames.len() < BATCH_FRAMES && batch.bytes.len() < BATCH_BYTES {
-                if limit.is_some_and(|l| read >= l) {
-                    end = Some(Ok(End::Complete));
-                    break;
-                }
-                match source.next_frame() {
-                    Ok(Some(f)) => {
-                        read += 1;
-                        let start = batch.bytes.len();
-                        batch.bytes.extend_from_slice(f.data);
-                        batch.frames.push(BatchFrame {
-                            number: f.number,
-                            ts: f.ts,
-                            len: f.len,
-                            start,
-                            end: batch.bytes.len(),
-                            tag: tag(f.data),
-                        });
-                    }
-                    Ok(None) => {
-                        end = Some(Ok(End::Complete));
-                        break;
-                    }
-                    Err(e) => {
-                        end = Some(FileSource::classify(&e).ok_or(e));
-                        break;
-                    }
-                }
-            }
+            let mut batch = recycle_rx.try_recv().unwrap_or_default();
+            let end = reader.fill(&mut batch, &|_| 0);
             if !batch.frames.is_empty() && tx.send(ReaderMsg::Batch(batch)).is_err() {
                 return;
             }
@@ -302,37 +251,85 @@ pub fn spawn_tagging_reader(
     (rx, recycle_tx, handle)
 }
 
-/// The reader thread's loop over a classic pcap file read in blocks.
-fn read_bulk(
-    mut bulk: Bulk,
+/// Batches pulled from a capture file, on whatever thread asks: the reader
+/// thread of [`spawn_reader`], or the parallel run's first shard, which
+/// reads and then dissects its part of what it read.
+pub struct BatchReader {
+    source: FileSource,
     limit: Option<u64>,
-    tag: &dyn Fn(&[u8]) -> u32,
-    tx: &std::sync::mpsc::SyncSender<ReaderMsg>,
-    recycle: &std::sync::mpsc::Receiver<Batch>,
-) {
-    let mut read = 0u64;
-    loop {
-        let mut batch = recycle.try_recv().unwrap_or_else(|_| Batch {
-            bytes: Vec::with_capacity(BULK_BYTES + BULK_BYTES / 4),
-            frames: Vec::with_capacity(BATCH_FRAMES),
-        });
+    read: u64,
+    done: bool,
+}
+
+impl BatchReader {
+    /// Read `source`, at most `limit` frames if given.
+    #[must_use]
+    pub fn new(source: FileSource, limit: Option<u64>) -> Self {
+        Self {
+            source,
+            limit,
+            read: 0,
+            done: false,
+        }
+    }
+
+    /// Fill `batch` (cleared here) with the next frames; `tag` marks each
+    /// one ([`BatchFrame::tag`]). `Some` once the capture is done: complete,
+    /// cut short, or a read error; the batch then holds the frames before
+    /// the end. After that, every call returns `Some(Ok(End::Complete))`
+    /// with an empty batch.
+    pub fn fill(
+        &mut self,
+        batch: &mut Batch,
+        tag: &dyn Fn(&[u8]) -> u32,
+    ) -> Option<Result<End, CaptureError>> {
         batch.clear();
-        let max = limit.map_or(u64::MAX, |l| l.saturating_sub(read));
-        let end = bulk.fill(&mut batch, max, tag);
-        read += batch.frames.len() as u64;
-        if !batch.frames.is_empty() && tx.send(ReaderMsg::Batch(batch)).is_err() {
-            return;
+        if self.done {
+            return Some(Ok(End::Complete));
         }
-        match end {
-            Ok(None) => {}
-            Ok(Some(end)) => {
-                let _ = tx.send(ReaderMsg::End(Ok(end)));
-                return;
+        let end = match self.source.bulk.as_mut() {
+            Some(bulk) => {
+                batch.bytes.reserve(BULK_BYTES + BULK_BYTES / 4);
+                let max = self.limit.map_or(u64::MAX, |l| l.saturating_sub(self.read));
+                let end = bulk.fill(batch, max, tag);
+                self.read += batch.frames.len() as u64;
+                end.transpose()
             }
-            Err(e) => {
-                let _ = tx.send(ReaderMsg::End(Err(e)));
-                return;
+            None => self.fill_from_libpcap(batch, tag),
+        };
+        self.done = end.is_some();
+        end
+    }
+
+    fn fill_from_libpcap(
+        &mut self,
+        batch: &mut Batch,
+        tag: &dyn Fn(&[u8]) -> u32,
+    ) -> Option<Result<End, CaptureError>> {
+        batch.bytes.reserve(BATCH_BYTES);
+        batch.frames.reserve(BATCH_FRAMES);
+        while batch.frames.len() < BATCH_FRAMES && batch.bytes.len() < BATCH_BYTES {
+            if self.limit.is_some_and(|l| self.read >= l) {
+                return Some(Ok(End::Complete));
+            }
+            match self.source.next_frame() {
+                Ok(Some(f)) => {
+                    self.read += 1;
+                    let start = batch.bytes.len();
+                    batch.bytes.extend_from_slice(f.data);
+                    batch.frames.push(BatchFrame {
+                        number: f.number,
+                        ts: f.ts,
+                        len: f.len,
+                        start,
+                        end: batch.bytes.len(),
+                        tag: tag(f.data),
+                    });
+                }
+                Ok(None) => return Some(Ok(End::Complete)),
+                Err(e) => return Some(FileSource::classify(&e).ok_or(e)),
             }
         }
+        None
     }
 }

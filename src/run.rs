@@ -666,7 +666,7 @@ mod parallel {
     use std::sync::mpsc::{self, Receiver, SyncSender};
 
     use super::{Outcome, Printer, truncated};
-    use crate::capture::{Batch, End, FileSource, ReaderMsg, spawn_tagging_reader};
+    use crate::capture::{Batch, BatchReader, CaptureError, End, FileSource};
     use crate::cli::Settings;
     use crate::dissect::{Counters, Dissector, TableChanges, shard_of};
     use crate::model::{Event, Note, Packet};
@@ -730,7 +730,12 @@ mod parallel {
             outs: Vec<Out>,
             /// The text of the batch's rendered lines.
             text: Vec<u8>,
+            /// The batch itself, from the shard that read it.
+            batch: Option<Arc<Batch>>,
         },
+        /// The capture is done (from the shard that reads it): complete, cut
+        /// short or failed. After its last batch, before its `End`.
+        Eof(Result<End, CaptureError>),
         End {
             events: Vec<Event>,
             notes: Vec<Note>,
@@ -747,35 +752,57 @@ mod parallel {
     /// Batches dissected ahead of the printer, per shard.
     const IN_FLIGHT: usize = 2;
 
-    /// With `stats` (`-q --stats`: nothing printed but the figures), the
-    /// shard counts its own events and sends only what the merge needs for
-    /// the flows open at once.
-    fn worker(
-        mut d: Dissector,
+    /// One shard's dissector and what it keeps between batches. With
+    /// `stats` (`-q --stats`: nothing printed but the figures), the shard
+    /// counts its own events and sends only what the merge needs for the
+    /// flows open at once.
+    struct Shard {
+        d: Dissector,
         shard: u32,
         linktype: i32,
-        jobs: &Receiver<Job>,
-        done: &SyncSender<Done>,
-        trash: &Receiver<Vec<Out>>,
-        mut mode: Mode,
-    ) {
-        let mut last = 0;
-        let mut len = 0usize;
-        let mut packet = Packet::default();
-        let mut clock = crate::output::Clock::default();
-        let mut line = String::new();
-        for job in jobs {
-            // Printed outputs come back to be freed here, by the thread that
-            // allocated them: the allocator's per-thread heaps then reuse
-            // that memory instead of growing.
-            while let Ok(old) = trash.try_recv() {
-                drop(old);
+        mode: Mode,
+        last: u64,
+        len: usize,
+        packet: Packet,
+        clock: crate::output::Clock,
+        line: String,
+    }
+
+    impl Shard {
+        fn new(d: Dissector, shard: u32, linktype: i32, mode: Mode) -> Self {
+            Self {
+                d,
+                shard,
+                linktype,
+                mode,
+                last: 0,
+                len: 0,
+                packet: Packet::default(),
+                clock: crate::output::Clock::default(),
+                line: String::new(),
             }
+        }
+
+        /// Dissect this shard's frames of `batch` and let the others' go by:
+        /// what the printer needs of each frame, and the rendered text.
+        fn batch(&mut self, batch: &Batch) -> (Vec<Out>, Vec<u8>) {
+            let Self {
+                d,
+                shard,
+                linktype,
+                mode,
+                last,
+                len,
+                packet,
+                clock,
+                line,
+            } = self;
+            let (shard, linktype) = (*shard, *linktype);
             let mut outs = Vec::new();
             let mut text = Vec::new();
-            for (i, f) in job.batch.frames.iter().enumerate() {
-                let data = job.batch.bytes.get(f.start..f.end).unwrap_or_default();
-                last = f.number;
+            for (i, f) in batch.frames.iter().enumerate() {
+                let data = batch.bytes.get(f.start..f.end).unwrap_or_default();
+                *last = f.number;
                 // Times count from the first frame of the capture.
                 clock.relative(f.ts);
                 let owner = f.tag == shard;
@@ -787,7 +814,7 @@ mod parallel {
                 let mut rendered = None;
                 let mut learn = Vec::new();
                 if owner {
-                    d.dissect(f.number, f.ts, linktype, data, f.len, &mut packet);
+                    d.dissect(f.number, f.ts, linktype, data, f.len, packet);
                     flushed = d.take_flushed();
                     dns = mode.print
                         && packet.flow.is_none()
@@ -803,13 +830,13 @@ mod parallel {
                     }
                     if mode.lines {
                         learn.extend(packet.events.iter().filter(|e| teaches(e)).cloned());
-                        if crate::output::shown(&packet) {
-                            rendered = Some(render(&mut text, &mut line, &mut clock, &packet));
+                        if crate::output::shown(packet) {
+                            rendered = Some(render(&mut text, line, clock, packet));
                         }
                     } else if mode.print && (!packet.events.is_empty() || !packet.notes.is_empty())
                     {
                         // A frame that completed nothing prints nothing.
-                        kept = Some(std::mem::take(&mut packet));
+                        kept = Some(std::mem::take(packet));
                     }
                 }
                 let mut swept = swept;
@@ -823,8 +850,8 @@ mod parallel {
                 }
                 let changes = d.take_table_changes();
                 let now = d.flows_len();
-                let len_changed = (now != len).then(|| u32::try_from(now).unwrap_or(u32::MAX));
-                len = now;
+                let len_changed = (now != *len).then(|| u32::try_from(now).unwrap_or(u32::MAX));
+                *len = now;
                 let quiet = kept.is_none()
                     && rendered.is_none()
                     && learn.is_empty()
@@ -852,28 +879,117 @@ mod parallel {
                     learn,
                 });
             }
+            (outs, text)
+        }
+
+        /// The end of the capture: close what is open, report the rest.
+        fn end(mut self) -> Done {
+            self.d.finish(self.last);
+            let mut end = self.d.take_flushed();
+            if let Some(st) = &mut self.mode.stats {
+                count(st, &end);
+            }
+            if !self.mode.print {
+                end = Default::default();
+            }
+            Done::End {
+                events: end.0,
+                notes: end.1,
+                counters: self.d.counters().clone(),
+                stats: self.mode.stats.map(Box::new),
+            }
+        }
+    }
+
+    /// Printed outputs come back to be freed by the thread that allocated
+    /// them: the allocator's per-thread heaps then reuse that memory
+    /// instead of growing.
+    fn free_returned(trash: &Receiver<Vec<Out>>) {
+        while let Ok(old) = trash.try_recv() {
+            drop(old);
+        }
+    }
+
+    /// A shard other than the first: dissects the batches the first one
+    /// read.
+    fn worker(
+        mut sh: Shard,
+        jobs: &Receiver<Job>,
+        done: &SyncSender<Done>,
+        trash: &Receiver<Vec<Out>>,
+    ) {
+        for job in jobs {
+            free_returned(trash);
+            let (outs, text) = sh.batch(&job.batch);
             let seq = job.seq;
             // Let go of the batch before reporting, so that the printer
             // holds the last reference and can recycle it.
             drop(job);
-            if done.send(Done::Batch { seq, outs, text }).is_err() {
+            let d = Done::Batch {
+                seq,
+                outs,
+                text,
+                batch: None,
+            };
+            if done.send(d).is_err() {
                 return;
             }
         }
-        d.finish(last);
-        let mut end = d.take_flushed();
-        if let Some(st) = &mut mode.stats {
-            count(st, &end);
+        let _ = done.send(sh.end());
+    }
+
+    /// The first shard also reads the capture: it hands each batch to the
+    /// other shards, dissects its own part while they do theirs, and passes
+    /// the batch on to the printer. Two threads busy on two cores, instead
+    /// of a reader thread besides them that takes turns with them (and
+    /// their caches) and a copy of every frame from one core to another.
+    fn reading_worker(
+        mut sh: Shard,
+        mut reader: BatchReader,
+        tag: &dyn Fn(&[u8]) -> u32,
+        others: Vec<SyncSender<Job>>,
+        done: &SyncSender<Done>,
+        trash: &Receiver<Vec<Out>>,
+        recycle: &Receiver<Batch>,
+    ) {
+        let mut seq = 0u64;
+        loop {
+            free_returned(trash);
+            let mut batch = recycle.try_recv().unwrap_or_default();
+            let end = reader.fill(&mut batch, tag);
+            if !batch.frames.is_empty() {
+                let batch = Arc::new(batch);
+                for tx in &others {
+                    let job = Job {
+                        seq,
+                        batch: Arc::clone(&batch),
+                    };
+                    if tx.send(job).is_err() {
+                        return;
+                    }
+                }
+                let (outs, text) = sh.batch(&batch);
+                let d = Done::Batch {
+                    seq,
+                    outs,
+                    text,
+                    batch: Some(batch),
+                };
+                if done.send(d).is_err() {
+                    return;
+                }
+                seq += 1;
+            }
+            if let Some(end) = end {
+                // The other shards finish what they were given.
+                drop(others);
+                if done.send(Done::Eof(end)).is_err() {
+                    return;
+                }
+                break;
+            }
         }
-        if !mode.print {
-            end = Default::default();
-        }
-        let _ = done.send(Done::End {
-            events: end.0,
-            notes: end.1,
-            counters: d.counters().clone(),
-            stats: mode.stats.map(Box::new),
-        });
+        let _ = done.send(sh.end());
     }
 
     /// Count events and notes into `st`.
@@ -973,10 +1089,6 @@ mod parallel {
         let source = FileSource::open(&settings.path)?;
         let linktype = source.linktype();
         let path = source.path().to_owned();
-        // The reader thread tells each frame's shard (it has time to spare).
-        let (batches, recycle, reader) = spawn_tagging_reader(source, settings.count, move |f| {
-            shard_of(linktype, f, shards)
-        });
         let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
         // The shards count the statistics; the printer needs the events
         // unless only figures are printed; plain lines are rendered by the
@@ -989,25 +1101,39 @@ mod parallel {
         let mut job_txs = Vec::new();
         let mut trash_txs: Vec<mpsc::Sender<Vec<Out>>> = Vec::new();
         let mut workers = Vec::new();
+        let (recycle, recycle_rx) = mpsc::channel::<Batch>();
+        let mut first = None;
         for shard in 0..shards {
             let mut cfg = settings.dissector.clone();
             cfg.shard = shard;
             cfg.shards = shards;
             cfg.limits.max_flows = (cfg.limits.max_flows / shards as usize).max(1);
-            let (tx, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
-            let done = done_tx.clone();
-            let d = Dissector::new(cfg);
             let (trash_tx, trash_rx) = mpsc::channel::<Vec<Out>>();
             let mode = Mode {
                 stats: settings.stats.then(Stats::default),
                 print,
                 lines,
             };
+            let sh = Shard::new(Dissector::new(cfg), shard, linktype, mode);
+            trash_txs.push(trash_tx);
+            if shard == 0 {
+                first = Some((sh, trash_rx));
+                continue;
+            }
+            let (tx, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
+            let done = done_tx.clone();
             workers.push(std::thread::spawn(move || {
-                worker(d, shard, linktype, &rx, &done, &trash_rx, mode);
+                worker(sh, &rx, &done, &trash_rx);
             }));
             job_txs.push(tx);
-            trash_txs.push(trash_tx);
+        }
+        if let Some((sh, trash_rx)) = first {
+            let reader = BatchReader::new(source, settings.count);
+            let done = done_tx.clone();
+            let tag = move |f: &[u8]| shard_of(linktype, f, shards);
+            workers.push(std::thread::spawn(move || {
+                reading_worker(sh, reader, &tag, job_txs, &done, &trash_rx, &recycle_rx);
+            }));
         }
         drop(done_tx);
         let stdout = io::stdout();
@@ -1021,7 +1147,6 @@ mod parallel {
         let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
         let mut batches_held: BTreeMap<u64, Arc<Batch>> = BTreeMap::new();
         let mut next_print = 0u64;
-        let mut seq = 0u64;
         let mut outcome = Outcome::Complete;
         let mut last = 0;
         let mut ends = Vec::new();
@@ -1072,85 +1197,54 @@ mod parallel {
             }
             Ok(())
         };
-        let absorb = |d: Done, pending: &mut BTreeMap<u64, Pending>, ends: &mut Vec<_>| match d {
-            Done::Batch {
-                seq,
-                mut outs,
-                text,
-            } => {
-                let e = pending
-                    .entry(seq)
-                    .or_insert_with(|| (0, Vec::new(), Vec::new()));
-                e.0 += 1;
-                let shard = outs.first().map_or(0, |o| o.shard as usize);
-                e.1.append(&mut outs);
-                if !text.is_empty() {
-                    if e.2.len() <= shard {
-                        e.2.resize_with(shard + 1, Vec::new);
+        let mut absorb = |d: Done,
+                          pending: &mut BTreeMap<u64, Pending>,
+                          held: &mut BTreeMap<u64, Arc<Batch>>|
+         -> Result<(), CaptureError> {
+            match d {
+                Done::Batch {
+                    seq,
+                    mut outs,
+                    text,
+                    batch,
+                } => {
+                    if let Some(b) = batch {
+                        if let Some(f) = b.frames.last() {
+                            last = f.number;
+                        }
+                        held.insert(seq, b);
                     }
-                    if let Some(t) = e.2.get_mut(shard) {
-                        *t = text;
-                    }
-                }
-            }
-            Done::End {
-                events,
-                notes,
-                counters,
-                stats,
-            } => ends.push((events, notes, counters, stats)),
-        };
-        for msg in &batches {
-            match msg {
-                ReaderMsg::Batch(batch) => {
-                    if let Some(f) = batch.frames.last() {
-                        last = f.number;
-                    }
-                    let batch = Arc::new(batch);
-                    batches_held.insert(seq, Arc::clone(&batch));
-                    for tx in &job_txs {
-                        let mut job = Job {
-                            seq,
-                            batch: Arc::clone(&batch),
-                        };
-                        // Keep the workers busy while printing what is done.
-                        while let Err(mpsc::TrySendError::Full(j)) = tx.try_send(job) {
-                            job = j;
-                            let d = done_rx.recv()?;
-                            absorb(d, &mut pending, &mut ends);
-                            print_ready(
-                                &mut pending,
-                                &mut batches_held,
-                                &mut next_print,
-                                &mut printer,
-                                &mut merge,
-                            )?;
+                    let e = pending
+                        .entry(seq)
+                        .or_insert_with(|| (0, Vec::new(), Vec::new()));
+                    e.0 += 1;
+                    let shard = outs.first().map_or(0, |o| o.shard as usize);
+                    e.1.append(&mut outs);
+                    if !text.is_empty() {
+                        if e.2.len() <= shard {
+                            e.2.resize_with(shard + 1, Vec::new);
+                        }
+                        if let Some(t) = e.2.get_mut(shard) {
+                            *t = text;
                         }
                     }
-                    seq += 1;
-                    while let Ok(d) = done_rx.try_recv() {
-                        absorb(d, &mut pending, &mut ends);
-                    }
-                    print_ready(
-                        &mut pending,
-                        &mut batches_held,
-                        &mut next_print,
-                        &mut printer,
-                        &mut merge,
-                    )?;
                 }
-                ReaderMsg::End(Ok(End::Complete)) => break,
-                ReaderMsg::End(Ok(End::Truncated(m))) => {
-                    outcome = truncated(&path, last, &m);
-                    break;
-                }
-                ReaderMsg::End(Err(e)) => return Err(e.into()),
+                // After the reading shard's last batch: `last` is the
+                // capture's last frame.
+                Done::Eof(Ok(End::Complete)) => {}
+                Done::Eof(Ok(End::Truncated(m))) => outcome = truncated(&path, last, &m),
+                Done::Eof(Err(e)) => return Err(e),
+                Done::End {
+                    events,
+                    notes,
+                    counters,
+                    stats,
+                } => ends.push((events, notes, counters, stats)),
             }
-        }
-        drop(batches);
-        drop(job_txs);
+            Ok(())
+        };
         for d in &done_rx {
-            absorb(d, &mut pending, &mut ends);
+            absorb(d, &mut pending, &mut batches_held)?;
             print_ready(
                 &mut pending,
                 &mut batches_held,
@@ -1159,7 +1253,6 @@ mod parallel {
                 &mut merge,
             )?;
         }
-        let _ = reader.join();
         for w in workers {
             let _ = w.join();
         }
