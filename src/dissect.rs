@@ -116,13 +116,27 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
     if shards <= 1 {
         return 0;
     }
-    let Ok(seg) = link::tcp_segment(linktype, frame) else {
+    let Some((a, b)) = link::tcp_endpoints(linktype, frame) else {
         return 0;
     };
-    let key = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
-    // A fixed seed: the same flow always lands on the same shard. Keys
-    // chosen to collide only make one shard busier, never wrong.
-    let v = std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), key);
+    // The same for both directions (a sum of the two ends), with fixed
+    // constants: the same flow always lands on the same shard. Keys chosen
+    // to collide only make one shard busier, never wrong.
+    let end = |(ip, port): (IpAddr, u16)| -> u64 {
+        let bits = match ip {
+            IpAddr::V4(v) => u128::from(v.to_bits()),
+            IpAddr::V6(v) => v.to_bits(),
+        };
+        #[allow(clippy::cast_possible_truncation)] // folding the halves
+        let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29);
+        (folded ^ (u64::from(port) << 48) ^ u64::from(port))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(31)
+    };
+    let mut v = end(a).wrapping_add(end(b));
+    v ^= v >> 29;
+    v = v.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    v ^= v >> 32;
     // Shard 0 also reads the capture (and takes what is not TCP), so it
     // gets fewer flows: of 1024 slots, every other shard `each` and shard 0
     // `each - READING_SHARE`.
@@ -370,9 +384,16 @@ impl Dissector {
     /// seeing it, so that every shard sweeps at the same frames as one
     /// dissector does.
     pub fn tick(&mut self, number: u64, ts: Timestamp) {
-        if ts.secs >= self.next_sweep {
+        if self.sweep_due(ts) {
             self.sweep_idle(ts, number);
         }
+    }
+
+    /// Would a frame at `ts` start the idle sweep? When not, another
+    /// shard's frame changes nothing here.
+    #[must_use]
+    pub fn sweep_due(&self, ts: Timestamp) -> bool {
+        ts.secs >= self.next_sweep
     }
 
     #[must_use]

@@ -806,6 +806,10 @@ mod parallel {
                 // Times count from the first frame of the capture.
                 clock.relative(f.ts);
                 let owner = f.tag == shard;
+                if !owner && !d.sweep_due(f.ts) {
+                    // Another shard's frame that sweeps nothing here.
+                    continue;
+                }
                 d.tick(f.number, f.ts);
                 let swept = d.take_flushed();
                 let mut flushed = (Vec::new(), Vec::new());
