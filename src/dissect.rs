@@ -155,7 +155,7 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
 /// The reading shard's extra work (reading and tagging every frame, the
 /// frames that are not TCP) in 1024ths of all the dissection: measured on
 /// the generated captures as the first shard's samples less the other's
-/// under `perf record` (`bench/README.md`).
+/// under `perf record` (how: `bench/RESULTS.md`).
 pub const READING_SHARE: u64 = 113;
 
 #[cfg(test)]
