@@ -440,6 +440,21 @@ impl Args {
                     && !self.stats
                     && !self.verbose
                     && !expert));
+        // Nothing but the figures is printed: no lines, -V, NDJSON events,
+        // expert notes, views, export, TUI, and no name or account filter
+        // (they read names and addresses from the events). Then the
+        // dissector skips what the statistics do not read.
+        let counts_only = quiet
+            && self.stats
+            && !expert
+            && !self.verbose
+            && self.format != Format::Ndjson
+            && !views.any()
+            && export.is_none()
+            && live.as_ref().is_none_or(|l| l.savefile.is_none())
+            && host_names.is_empty()
+            && self.jid.is_none()
+            && !tui;
         let threads = self.threads.map_or_else(
             || auto_threads(self.read_file.as_deref()),
             |n| n.clamp(1, 64),
@@ -461,6 +476,7 @@ impl Args {
                 keep_xml: (keep_xml && !quiet) || views.any(),
                 keep_tree: false,
                 show_secrets: self.show_secrets,
+                counts_only,
                 keylog: keylog.map(std::sync::Arc::new),
                 shard: 0,
                 shards: 0,
@@ -604,5 +620,34 @@ mod tests {
         let s = a.into_settings().unwrap();
         assert!(s.verbose && s.dissector.keep_xml);
         assert_eq!(s.dissector.hosts.len(), 1);
+    }
+
+    /// The dissector counts only when nothing but the figures is printed.
+    #[test]
+    fn counts_only_when_only_the_figures_print() {
+        let counts_only = |extra: &[&str]| {
+            let mut argv = vec!["xmppscope", "-r", "x.pcap", "--no-tui"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+                .unwrap()
+                .into_settings()
+                .unwrap()
+                .dissector
+                .counts_only
+        };
+        assert!(counts_only(&["-q", "--stats"]));
+        assert!(counts_only(&["-q", "--stats", "-T", "json"]));
+        assert!(counts_only(&["-q", "--stats", "--threads", "2", "-n"]));
+        assert!(!counts_only(&[]));
+        assert!(!counts_only(&["--stats"]));
+        assert!(!counts_only(&["-q"]));
+        assert!(!counts_only(&["-q", "--stats", "--expert"]));
+        assert!(!counts_only(&["-q", "--stats", "-z", "expert"]));
+        assert!(!counts_only(&["-q", "--stats", "-V"]));
+        assert!(!counts_only(&["-q", "--stats", "-T", "ndjson"]));
+        assert!(!counts_only(&["-q", "--stats", "--signin"]));
+        assert!(!counts_only(&["-q", "--stats", "--jid", "a@b"]));
+        assert!(!counts_only(&["-q", "--stats", "--host", "example.com"]));
+        assert!(!counts_only(&["-q", "--stats", "-w", "/tmp/out.pcap"]));
     }
 }

@@ -68,6 +68,18 @@ pub struct Config {
     pub keep_tree: bool,
     /// Reveal SASL credentials instead of masking them.
     pub show_secrets: bool,
+    /// Only the statistics are printed (`-q --stats`, see `cli.rs`): events
+    /// carry what [`crate::output::stats::Stats`] reads and no more. Stanzas
+    /// get no Info text, name, namespace, `id`, `from` or `to` (they are
+    /// counted by [`crate::model::Facts`], and by `type`, which is in the
+    /// facts when it is one the RFCs define), so no IQ response is linked
+    /// back to its request (`response_in`); no event gets its `frames`; and
+    /// keepalives, XML declarations, stream ends and TLS records no Info or
+    /// name. On a large capture those strings were most of the allocations
+    /// per element. Kinds, directions, facts and notes (texts too) are the
+    /// same as in a full run. Stream headers and the other elements, a few
+    /// per stream, stay whole. Off by default; not for printers of events.
+    pub counts_only: bool,
     /// TLS secrets (`--keylog`, `SSLKEYLOGFILE`): TLS flows are decrypted and their XMPP
     /// shown. `None`: TLS records are only recognized.
     pub keylog: Option<Arc<KeyLog>>,
@@ -1022,7 +1034,9 @@ fn data(
             if matches!(*st.class, Class::PortXmpp | Class::Xmpp) && bytes.len() <= 16 {
                 let end = offset + bytes.len() as u64;
                 let mut e = new_event(ctx, EventKind::Keepalive, &[frame], offset, end);
-                e.info = "Whitespace Keepalive".into();
+                if !ctx.cfg.counts_only {
+                    e.info = "Whitespace Keepalive".into();
+                }
                 ctx.events.push(e);
             }
             return;
@@ -1260,7 +1274,12 @@ enum After {
 fn new_event(ctx: &Ctx<'_>, kind: EventKind, frames: &[u64], start: u64, end: u64) -> Event {
     Event {
         frame: ctx.frame,
-        frames: frames.to_vec(),
+        // The statistics count events, not the frames that carried them.
+        frames: if ctx.cfg.counts_only {
+            Vec::new()
+        } else {
+            frames.to_vec()
+        },
         time: ctx.ts,
         flow: ctx.flow,
         dir: ctx.dir,
@@ -1339,7 +1358,9 @@ fn framer_event(
         UnitKind::Whitespace => {
             if ws_only {
                 let mut e = new_event(ctx, EventKind::Keepalive, unit.frames, unit.start, unit.end);
-                e.info = "Whitespace Keepalive".into();
+                if !ctx.cfg.counts_only {
+                    e.info = "Whitespace Keepalive".into();
+                }
                 if ctx.cfg.keep_xml {
                     e.xml = text(unit.bytes);
                 }
@@ -1349,8 +1370,10 @@ fn framer_event(
         }
         UnitKind::XmlDecl => {
             let mut e = new_event(ctx, EventKind::XmlDecl, unit.frames, unit.start, unit.end);
-            e.info = "XML".into();
-            e.name = "?xml".into();
+            if !ctx.cfg.counts_only {
+                e.info = "XML".into();
+                e.name = "?xml".into();
+            }
             if ctx.cfg.keep_xml {
                 e.xml = text(unit.bytes);
             }
@@ -1359,13 +1382,15 @@ fn framer_event(
         }
         UnitKind::StreamEnd => {
             let mut e = new_event(ctx, EventKind::StreamEnd, unit.frames, unit.start, unit.end);
-            e.info = "STREAM END".into();
-            e.name = text(
-                unit.bytes
-                    .get(2..unit.bytes.len().saturating_sub(1))
-                    .unwrap_or_default(),
-            );
-            e.ns = std::sync::Arc::from(element::NS_STREAMS);
+            if !ctx.cfg.counts_only {
+                e.info = "STREAM END".into();
+                e.name = text(
+                    unit.bytes
+                        .get(2..unit.bytes.len().saturating_sub(1))
+                        .unwrap_or_default(),
+                );
+                e.ns = std::sync::Arc::from(element::NS_STREAMS);
+            }
             if ctx.cfg.keep_xml {
                 e.xml = text(unit.bytes);
             }
@@ -1472,7 +1497,11 @@ fn element_unit(
     match parsed {
         Ok((tree, owned)) => {
             let el = tree.root();
-            let d = info::describe_el(el, ctx.dir);
+            let d = if ctx.cfg.counts_only {
+                info::describe_counts(el, ctx.dir)
+            } else {
+                info::describe_el(el, ctx.dir)
+            };
             e.kind = d.kind();
             e.info = d.info;
             e.chat_state = d.chat_state;
@@ -1535,7 +1564,16 @@ fn element_unit(
                 e.notes.extend(notes);
                 e.pretty = detail::pretty(owned, ctx.cfg.show_secrets, mech);
             }
-            fill_from(&mut e, el, owned, scope);
+            if ctx.cfg.counts_only && e.kind == EventKind::Stanza {
+                // What the statistics read of a stanza besides its facts:
+                // they count messages, presences and IQs by `type`, which
+                // the facts hold when it is a usual one.
+                if e.facts.typ.is_none() {
+                    e.typ = el.attr("type").map(str::to_owned);
+                }
+            } else {
+                fill_from(&mut e, el, owned, scope);
+            }
             if let Some(owned) = owned
                 && ctx.cfg.keep_tree
             {
@@ -1597,13 +1635,23 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
 /// Link an IQ response to its request (RFC 6120 §8.2.3), one pass.
 fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut FlowState<'_>) {
     let limit = ctx.cfg.limits.max_pending_iqs;
+    let (dir, counts_only, info) = (ctx.dir, ctx.cfg.counts_only, &e.info);
+    // What a request asked, for the note if it stays unanswered: a
+    // counts-only event has no Info, so it is built for requests alone.
+    let what = || {
+        if counts_only {
+            info::describe_el(el, dir).info
+        } else {
+            info.clone()
+        }
+    };
     match st.iqs.iq(
-        ctx.dir,
+        dir,
         el.attr("type"),
         el.attr("id"),
         ctx.frame,
         ctx.ts,
-        &e.info,
+        what,
         limit,
     ) {
         pairing::Outcome::Response { request } => {
@@ -1677,8 +1725,10 @@ fn tls_event(ev: TlsEvent, ctx: &mut Ctx<'_>) {
     match ev {
         TlsEvent::Record(r) => {
             let mut e = new_event(ctx, EventKind::Tls, &[ctx.frame], r.start, r.end);
-            e.info = tls::record_summary(&r);
-            e.name = tls::content_type_name(r.content_type).to_owned();
+            if !ctx.cfg.counts_only {
+                e.info = tls::record_summary(&r);
+                e.name = tls::content_type_name(r.content_type).to_owned();
+            }
             if ctx.cfg.keep_xml {
                 e.details = Some(detail::tls_record(&r));
             }
@@ -1755,8 +1805,10 @@ fn apply_decrypted(
         && e.kind == EventKind::Tls
         && e.offset == d.start
     {
-        e.info.clone_from(&d.summary);
-        e.name = tls::content_type_name(d.content_type).to_owned();
+        if !ctx.cfg.counts_only {
+            e.info.clone_from(&d.summary);
+            e.name = tls::content_type_name(d.content_type).to_owned();
+        }
         e.decrypted = true;
     }
     if d.data.is_empty() {

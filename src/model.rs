@@ -324,9 +324,25 @@ impl ChatState {
     }
 }
 
+/// The three stanzas (RFC 6120 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StanzaKind {
+    Message,
+    Presence,
+    Iq,
+}
+
 /// Small facts about a stanza that `--stats` counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Facts {
+    /// Which stanza it is: `--stats` counts by it without reading `name`,
+    /// which a counts-only dissector leaves empty
+    /// ([`crate::dissect::Config::counts_only`]).
+    pub stanza: Option<StanzaKind>,
+    /// The `type` attribute when it is one the RFCs define, as a shared
+    /// string: a counts-only dissector sets `Event::typ` only for the
+    /// others, so that the usual stanza costs no allocation.
+    pub typ: Option<&'static str>,
     /// Presence with a `<status/>`.
     pub has_status: bool,
     /// `<item/>`s in a roster result (`jabber:iq:roster`).

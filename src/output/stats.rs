@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::dissect::Counters;
-use crate::model::{Dir, Event, EventKind, Note, Severity};
+use crate::model::{Dir, Event, EventKind, Note, Severity, StanzaKind};
 use crate::xmpp::info::{NS_SASL, NS_TLS};
 
 /// Counts by `type` attribute.
@@ -96,10 +96,19 @@ impl Stats {
     }
 
     fn add_stanza(&mut self, e: &Event) {
-        let typ = e.typ.as_deref();
-        let local = e.name.rsplit(':').next().unwrap_or(&e.name);
-        match local {
-            "message" => {
+        let typ = e.typ.as_deref().or(e.facts.typ);
+        // The dissector says which stanza it is; an event built without
+        // that fact (by hand) is known by its name.
+        let kind =
+            e.facts
+                .stanza
+                .unwrap_or_else(|| match e.name.rsplit(':').next().unwrap_or(&e.name) {
+                    "message" => StanzaKind::Message,
+                    "presence" => StanzaKind::Presence,
+                    _ => StanzaKind::Iq,
+                });
+        match kind {
+            StanzaKind::Message => {
                 self.messages += 1;
                 // RFC 6121 §5.2.2: no type means "normal".
                 bump(&mut self.message_types, typ.unwrap_or("normal"));
@@ -115,7 +124,7 @@ impl Stats {
                     bump(&mut self.chatstates, cs.as_str());
                 }
             }
-            "presence" => {
+            StanzaKind::Presence => {
                 self.presences += 1;
                 bump(&mut self.presence_types, typ.unwrap_or("available"));
                 if typ == Some("unavailable") {
@@ -125,7 +134,7 @@ impl Stats {
                     self.presence_with_status += 1;
                 }
             }
-            _ => {
+            StanzaKind::Iq => {
                 self.iqs += 1;
                 bump(&mut self.iq_types, typ.unwrap_or(""));
                 if e.facts.ping {
@@ -147,6 +156,9 @@ impl Stats {
             ("starttls", NS_TLS) => self.starttls += 1,
             ("proceed", NS_TLS) => self.proceed += 1,
             ("auth", NS_SASL) => {
+                // The Info's second word (`AUTH PLAIN user=…`): elements
+                // other than stanzas keep their Info in a counts-only run
+                // ([`crate::dissect::Config::counts_only`]).
                 let mech = e.info.split_whitespace().nth(1).unwrap_or("");
                 bump(&mut self.sasl_auths, mech);
                 if mech == "PLAIN" {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::element::Element;
 use super::lite::{El, Tree};
-use crate::model::{ChatState, Dir, EventKind, Facts, Note, NoteKind};
+use crate::model::{ChatState, Dir, EventKind, Facts, Note, NoteKind, StanzaKind};
 
 pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
@@ -89,13 +89,29 @@ pub fn describe(el: &Element, dir: Dir) -> Described {
 /// an [`Element`].
 #[must_use]
 pub fn describe_el(el: El<'_, '_>, dir: Dir) -> Described {
+    describe_with(el, dir, true)
+}
+
+/// [`describe_el`] for a run that prints only `--stats`: the same kind,
+/// chat state, body flag, facts and notes, but no Info text for stanzas
+/// (`info` left empty), which are most of a capture and whose Info the
+/// statistics never read. Other elements keep their Info: `--stats`
+/// counts unknown ones by it and reads the SASL mechanism from it, and
+/// they are a few per stream.
+#[must_use]
+pub fn describe_counts(el: El<'_, '_>, dir: Dir) -> Described {
+    describe_with(el, dir, false)
+}
+
+/// [`describe_el`], with the Info text of stanzas built only when `text`.
+fn describe_with(el: El<'_, '_>, dir: Dir, text: bool) -> Described {
     let mut d = Described::default();
     let local = el.local();
     let ns: &str = el.ns();
     match (local, ns) {
-        ("message", _) => message(el, dir, &mut d),
-        ("presence", _) => presence(el, dir, &mut d),
-        ("iq", _) => iq(el, dir, &mut d),
+        ("message", _) => message(el, dir, &mut d, text),
+        ("presence", _) => presence(el, dir, &mut d, text),
+        ("iq", _) => iq(el, dir, &mut d, text),
         ("features", NS_STREAMS) => d.info = "FEATURES".into(),
         ("error", NS_STREAMS) => {
             let cond = el
@@ -182,7 +198,9 @@ fn info_buf(start: &str) -> String {
 /// Room reserved for a stanza's Info: kind, an address and a preview.
 const INFO_CAPACITY: usize = 96;
 
-fn stanza_error(el: El<'_, '_>, d: &mut Described) {
+/// A `type='error'` stanza's condition (RFC 6120 §8.3): in the Info when
+/// `text`, and as a note always.
+fn stanza_error(el: El<'_, '_>, d: &mut Described, text: bool) {
     if el.attr("type") != Some("error") {
         return;
     }
@@ -193,74 +211,124 @@ fn stanza_error(el: El<'_, '_>, d: &mut Described) {
                 .find(|c| c.ns() == NS_STANZA_ERRORS && c.local() != "text")
         })
         .map_or("undefined-condition", El::local);
-    push_all(&mut d.info, &[" ", cond]);
+    if text {
+        push_all(&mut d.info, &[" ", cond]);
+    }
     d.notes.push(Note::new(
         NoteKind::StanzaError,
         format!("{} error: {cond}", el.local()),
     ));
 }
 
-fn message(el: El<'_, '_>, dir: Dir, d: &mut Described) {
+/// A stanza's `type` when it is one the RFCs define: messages (RFC 6121
+/// §5.2.2), presence (RFC 6121 §4.7.1), IQs (RFC 6120 §8.2.3), and
+/// errors of all three (RFC 6120 §8.3).
+fn known_type(el: El<'_, '_>) -> Option<&'static str> {
+    Some(match el.attr("type")? {
+        "chat" => "chat",
+        "error" => "error",
+        "groupchat" => "groupchat",
+        "headline" => "headline",
+        "normal" => "normal",
+        "probe" => "probe",
+        "subscribe" => "subscribe",
+        "subscribed" => "subscribed",
+        "unavailable" => "unavailable",
+        "unsubscribe" => "unsubscribe",
+        "unsubscribed" => "unsubscribed",
+        "get" => "get",
+        "set" => "set",
+        "result" => "result",
+        _ => return None,
+    })
+}
+
+/// A message (RFC 6121 §5): its facts, and its Info when `text`.
+fn message(el: El<'_, '_>, dir: Dir, d: &mut Described, text: bool) {
     d.stanza = true;
-    d.info = info_buf("MESSAGE");
-    arrow(&mut d.info, el, dir);
-    if let Some(body) = el.child("body") {
+    d.facts.stanza = Some(StanzaKind::Message);
+    d.facts.typ = known_type(el);
+    let body = el.child("body");
+    if let Some(body) = body {
         d.has_body = true;
         d.facts.body_bytes = body.text_len() as u64;
-        push_quoted_pieces(&mut d.info, body.text_pieces(), 24);
     }
+    // XEP-0085: the chat state is a child in its own namespace.
     d.chat_state = el
         .children()
         .filter(|c| c.ns() == NS_CHATSTATES)
         .find_map(|c| ChatState::from_local(c.local()));
-    if let Some(cs) = d.chat_state {
-        push_all(&mut d.info, &[" [", cs.as_str(), "]"]);
+    if text {
+        d.info = info_buf("MESSAGE");
+        arrow(&mut d.info, el, dir);
+        if let Some(body) = body {
+            push_quoted_pieces(&mut d.info, body.text_pieces(), 24);
+        }
+        if let Some(cs) = d.chat_state {
+            push_all(&mut d.info, &[" [", cs.as_str(), "]"]);
+        }
     }
-    stanza_error(el, d);
+    stanza_error(el, d, text);
 }
 
-fn presence(el: El<'_, '_>, dir: Dir, d: &mut Described) {
+/// A presence (RFC 6121 §4): its facts, and its Info when `text`.
+fn presence(el: El<'_, '_>, dir: Dir, d: &mut Described, text: bool) {
     d.stanza = true;
-    d.info = info_buf("PRESENCE");
-    arrow(&mut d.info, el, dir);
-    if let Some(t) = el.attr("type").filter(|t| *t != "error") {
-        push_all(&mut d.info, &[" ", t]);
-    }
-    if let Some(show) = el.child("show") {
-        push_all(&mut d.info, &[" ", show.text().trim()]);
-    }
+    d.facts.stanza = Some(StanzaKind::Presence);
+    d.facts.typ = known_type(el);
     let status = el.child("status");
     d.facts.has_status = status.is_some();
-    if let Some(status) = status.filter(|s| s.text_len() > 0) {
-        push_quoted_pieces(&mut d.info, status.text_pieces(), 24);
+    if text {
+        d.info = info_buf("PRESENCE");
+        arrow(&mut d.info, el, dir);
+        if let Some(t) = el.attr("type").filter(|t| *t != "error") {
+            push_all(&mut d.info, &[" ", t]);
+        }
+        if let Some(show) = el.child("show") {
+            push_all(&mut d.info, &[" ", show.text().trim()]);
+        }
+        if let Some(status) = status.filter(|s| s.text_len() > 0) {
+            push_quoted_pieces(&mut d.info, status.text_pieces(), 24);
+        }
     }
-    stanza_error(el, d);
+    stanza_error(el, d, text);
 }
 
-fn iq(el: El<'_, '_>, dir: Dir, d: &mut Described) {
+/// An IQ (RFC 6120 §8.2.3): its facts, and its Info when `text`.
+fn iq(el: El<'_, '_>, dir: Dir, d: &mut Described, text: bool) {
     d.stanza = true;
+    d.facts.stanza = Some(StanzaKind::Iq);
+    d.facts.typ = known_type(el);
     let t = el.attr("type").unwrap_or("");
-    d.info = info_buf("IQ(");
-    d.info.push_str(t);
-    d.info.push(')');
-    if let Some(child) = el.children().find(|c| c.local() != "error") {
+    let child = el.children().find(|c| c.local() != "error");
+    if let Some(child) = child {
         let name = child.local();
+        // XEP-0199: a ping request.
         if name == "ping" && child.ns() == "urn:xmpp:ping" {
             d.facts.ping = true;
         }
+        // RFC 6121 §2: a roster result lists its items.
         if name == "query" && child.ns() == "jabber:iq:roster" && t == "result" {
             let items = child.children().filter(|c| c.local() == "item").count();
             d.facts.roster_items = Some(u32::try_from(items).unwrap_or(u32::MAX));
         }
-        if name == "query" {
-            push_all(&mut d.info, &[" QUERY(", short_ns(child.ns()), ")"]);
-        } else {
-            d.info.push(' ');
-            push_upper(&mut d.info, name);
-        }
     }
-    arrow(&mut d.info, el, dir);
-    stanza_error(el, d);
+    if text {
+        d.info = info_buf("IQ(");
+        d.info.push_str(t);
+        d.info.push(')');
+        if let Some(child) = child {
+            let name = child.local();
+            if name == "query" {
+                push_all(&mut d.info, &[" QUERY(", short_ns(child.ns()), ")"]);
+            } else {
+                d.info.push(' ');
+                push_upper(&mut d.info, name);
+            }
+        }
+        arrow(&mut d.info, el, dir);
+    }
+    stanza_error(el, d, text);
 }
 
 /// `name.to_uppercase()` appended to `out` (ASCII names, the usual ones,
@@ -439,6 +507,48 @@ mod tests {
             .info,
             "SUCCESS"
         );
+    }
+
+    /// The counts-only description is the full one but the stanzas' Info.
+    #[test]
+    fn counts_describe_all_but_the_stanza_info() {
+        for (x, stanza) in [
+            (
+                "<message type='chat' to='a@b'><body>hi</body><composing xmlns='http://jabber.org/protocol/chatstates'/></message>",
+                true,
+            ),
+            ("<presence type='odd'><status>x</status></presence>", true),
+            (
+                "<iq type='result' id='r'><query xmlns='jabber:iq:roster'><item jid='a@b'/></query></iq>",
+                true,
+            ),
+            (
+                "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>",
+                true,
+            ),
+            (
+                "<message type='error'><error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+                true,
+            ),
+            (
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldAByMG0zMG15cjBtMzA=</auth>",
+                false,
+            ),
+            ("<a xmlns='urn:xmpp:sm:3' h='12'/>", false),
+        ] {
+            let e = el(x);
+            let root = Tree::from_element(&e);
+            let full = describe_el(root.root(), Dir::ClientToServer);
+            let counts = describe_counts(root.root(), Dir::ClientToServer);
+            assert_eq!(counts.kind(), full.kind(), "{x}");
+            assert_eq!(counts.chat_state, full.chat_state, "{x}");
+            assert_eq!(counts.has_body, full.has_body, "{x}");
+            assert_eq!(counts.facts, full.facts, "{x}");
+            assert_eq!(counts.notes, full.notes, "{x}");
+            assert_eq!(full.facts.stanza.is_some(), stanza, "{x}");
+            assert!(!full.info.is_empty(), "{x}");
+            assert_eq!(counts.info.is_empty(), stanza, "{x}");
+        }
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub struct IqTable {
 }
 
 impl IqTable {
-    /// Feed one `iq` stanza (RFC 6120 §8.2.3).
+    /// Feed one `iq` stanza (RFC 6120 §8.2.3). `what` is asked only of a
+    /// request, which is kept.
     #[allow(clippy::too_many_arguments)]
     pub fn iq(
         &mut self,
@@ -56,7 +57,7 @@ impl IqTable {
         id: Option<&str>,
         frame: u64,
         time: Timestamp,
-        what: &str,
+        what: impl FnOnce() -> String,
         limit: usize,
     ) -> Outcome {
         let Some(id) = id else {
@@ -87,7 +88,7 @@ impl IqTable {
                         time,
                         id: id.to_owned(),
                         dir,
-                        what: what.to_owned(),
+                        what: what(),
                     },
                 );
                 Outcome::Request { evicted }
@@ -139,26 +140,34 @@ mod tests {
     fn pairs_by_id_and_direction() {
         let mut t = IqTable::default();
         assert!(matches!(
-            t.iq(C, Some("get"), Some("a"), 1, ts(1), "IQ(get)", 10),
+            t.iq(C, Some("get"), Some("a"), 1, ts(1), || "IQ(get)".into(), 10),
             Outcome::Request { evicted: None }
         ));
         // Same id from the other side is a different request.
-        t.iq(S, Some("get"), Some("a"), 2, ts(2), "IQ(get) PING", 10);
+        t.iq(
+            S,
+            Some("get"),
+            Some("a"),
+            2,
+            ts(2),
+            || "IQ(get) PING".into(),
+            10,
+        );
         // A result from the client answers the server's request.
-        match t.iq(C, Some("result"), Some("a"), 3, ts(3), "", 10) {
+        match t.iq(C, Some("result"), Some("a"), 3, ts(3), String::new, 10) {
             Outcome::Response { request } => assert_eq!(request.frame, 2),
             o => panic!("{o:?}"),
         }
-        match t.iq(S, Some("error"), Some("a"), 4, ts(4), "", 10) {
+        match t.iq(S, Some("error"), Some("a"), 4, ts(4), String::new, 10) {
             Outcome::Response { request } => assert_eq!(request.frame, 1),
             o => panic!("{o:?}"),
         }
         assert_eq!(
-            t.iq(S, Some("result"), Some("a"), 5, ts(5), "", 10),
+            t.iq(S, Some("result"), Some("a"), 5, ts(5), String::new, 10),
             Outcome::Unmatched
         );
         assert_eq!(
-            t.iq(S, Some("result"), None, 5, ts(5), "", 10),
+            t.iq(S, Some("result"), None, 5, ts(5), String::new, 10),
             Outcome::Ignored
         );
         assert!(t.is_empty());
@@ -167,9 +176,9 @@ mod tests {
     #[test]
     fn bounded_with_oldest_evicted() {
         let mut t = IqTable::default();
-        t.iq(C, Some("get"), Some("1"), 1, ts(1), "", 2);
-        t.iq(C, Some("get"), Some("2"), 2, ts(1), "", 2);
-        match t.iq(C, Some("get"), Some("3"), 3, ts(1), "", 2) {
+        t.iq(C, Some("get"), Some("1"), 1, ts(1), String::new, 2);
+        t.iq(C, Some("get"), Some("2"), 2, ts(1), String::new, 2);
+        match t.iq(C, Some("get"), Some("3"), 3, ts(1), String::new, 2) {
             Outcome::Request { evicted: Some(p) } => assert_eq!(p.id, "1"),
             o => panic!("{o:?}"),
         }

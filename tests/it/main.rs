@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod cli;
+mod counts;
 mod depth;
 mod export;
 mod fuzzing;

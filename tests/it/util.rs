@@ -31,6 +31,17 @@ pub fn shared() -> Option<PathBuf> {
     None
 }
 
+/// The .pcap and .pcapng files in `dir`, sorted.
+pub fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut caps: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    caps.sort();
+    caps
+}
+
 /// Everything one capture yields.
 pub struct Run {
     pub packets: Vec<Packet>,
