@@ -660,7 +660,7 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicU
 /// output merged back into frame order, so that it is the same as one
 /// thread's (flow numbers aside: shard k numbers its flows k, k+N, …).
 mod parallel {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::{BTreeMap, HashMap, VecDeque};
     use std::io::{self, BufWriter};
     use std::sync::Arc;
     use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -751,6 +751,13 @@ mod parallel {
 
     /// Batches dissected ahead of the printer, per shard.
     const IN_FLIGHT: usize = 2;
+
+    /// Batches the reading shard reads and hands out ahead of its own
+    /// dissection (256 KiB each, `capture::BULK_BYTES`), when the shards
+    /// are the bottleneck (`-q --stats`, plain lines). When the printer is
+    /// (NDJSON, `-V`, `--expert`), one, and one batch in flight: the events
+    /// of batches dissected ahead only wait there, and they are large.
+    const READ_AHEAD: usize = 4;
 
     /// One shard's dissector and what it keeps between batches. With
     /// `stats` (`-q --stats`: nothing printed but the figures), the shard
@@ -942,6 +949,14 @@ mod parallel {
         let _ = done.send(sh.end());
     }
 
+    /// What the reading shard reads with: the capture, each frame's shard,
+    /// how many batches it reads ahead.
+    struct Reading<'a> {
+        reader: BatchReader,
+        tag: &'a dyn Fn(&[u8]) -> u32,
+        read_ahead: usize,
+    }
+
     /// The first shard also reads the capture: it hands each batch to the
     /// other shards, dissects its own part while they do theirs, and passes
     /// the batch on to the printer. Two threads busy on two cores, instead
@@ -949,19 +964,31 @@ mod parallel {
     /// their caches) and a copy of every frame from one core to another.
     fn reading_worker(
         mut sh: Shard,
-        mut reader: BatchReader,
-        tag: &dyn Fn(&[u8]) -> u32,
+        reading: Reading<'_>,
         others: Vec<SyncSender<Job>>,
         done: &SyncSender<Done>,
         trash: &Receiver<Vec<Out>>,
         recycle: &Receiver<Batch>,
     ) {
+        let Reading {
+            mut reader,
+            tag,
+            read_ahead,
+        } = reading;
         let mut seq = 0u64;
+        let mut ahead: VecDeque<(u64, Arc<Batch>)> = VecDeque::new();
+        let mut end = None;
         loop {
             free_returned(trash);
-            let mut batch = recycle.try_recv().unwrap_or_default();
-            let end = reader.fill(&mut batch, tag);
-            if !batch.frames.is_empty() {
+            // Read ahead and hand each batch out at once, so that a shard
+            // with less to do in this batch starts on the next one instead
+            // of waiting for this shard to read it.
+            while end.is_none() && ahead.len() < read_ahead {
+                let mut batch = recycle.try_recv().unwrap_or_default();
+                end = reader.fill(&mut batch, tag);
+                if batch.frames.is_empty() {
+                    continue;
+                }
                 let batch = Arc::new(batch);
                 for tx in &others {
                     let job = Job {
@@ -972,26 +999,29 @@ mod parallel {
                         return;
                     }
                 }
-                let (outs, text) = sh.batch(&batch);
-                let d = Done::Batch {
-                    seq,
-                    outs,
-                    text,
-                    batch: Some(batch),
-                };
-                if done.send(d).is_err() {
-                    return;
-                }
+                ahead.push_back((seq, batch));
                 seq += 1;
             }
-            if let Some(end) = end {
-                // The other shards finish what they were given.
-                drop(others);
-                if done.send(Done::Eof(end)).is_err() {
-                    return;
-                }
+            let Some((seq, batch)) = ahead.pop_front() else {
                 break;
+            };
+            let (outs, text) = sh.batch(&batch);
+            let d = Done::Batch {
+                seq,
+                outs,
+                text,
+                batch: Some(batch),
+            };
+            if done.send(d).is_err() {
+                return;
             }
+        }
+        // The other shards finish what they were given.
+        drop(others);
+        if let Some(end) = end
+            && done.send(Done::Eof(end)).is_err()
+        {
+            return;
         }
         let _ = done.send(sh.end());
     }
@@ -1093,7 +1123,6 @@ mod parallel {
         let source = FileSource::open(&settings.path)?;
         let linktype = source.linktype();
         let path = source.path().to_owned();
-        let (done_tx, done_rx) = mpsc::sync_channel::<Done>(IN_FLIGHT * shards as usize);
         // The shards count the statistics; the printer needs the events
         // unless only figures are printed; plain lines are rendered by the
         // shards, all but the names.
@@ -1102,6 +1131,16 @@ mod parallel {
             && !settings.verbose
             && !settings.expert
             && !settings.quiet;
+        // Batches ahead of the printer: what the printer has to wait for
+        // when the shards are the bottleneck, what waits for the printer
+        // when it is (NDJSON, -V, --expert: large events).
+        let printer_bound = print && !lines;
+        let (read_ahead, in_flight) = if printer_bound {
+            (1, 1)
+        } else {
+            (READ_AHEAD, IN_FLIGHT)
+        };
+        let (done_tx, done_rx) = mpsc::sync_channel::<Done>(in_flight * shards as usize);
         let mut job_txs = Vec::new();
         let mut trash_txs: Vec<mpsc::Sender<Vec<Out>>> = Vec::new();
         let mut workers = Vec::new();
@@ -1124,7 +1163,7 @@ mod parallel {
                 first = Some((sh, trash_rx));
                 continue;
             }
-            let (tx, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
+            let (tx, rx) = mpsc::sync_channel::<Job>(in_flight + read_ahead);
             let done = done_tx.clone();
             workers.push(std::thread::spawn(move || {
                 worker(sh, &rx, &done, &trash_rx);
@@ -1136,7 +1175,12 @@ mod parallel {
             let done = done_tx.clone();
             let tag = move |f: &[u8]| shard_of(linktype, f, shards);
             workers.push(std::thread::spawn(move || {
-                reading_worker(sh, reader, &tag, job_txs, &done, &trash_rx, &recycle_rx);
+                let reading = Reading {
+                    reader,
+                    tag: &tag,
+                    read_ahead,
+                };
+                reading_worker(sh, reading, job_txs, &done, &trash_rx, &recycle_rx);
             }));
         }
         drop(done_tx);
