@@ -211,6 +211,36 @@ mod shard_tests {
     }
 }
 
+#[cfg(test)]
+mod utf8_tests {
+    use super::*;
+
+    /// Stepping through a delivery unit by unit, as the fast reader and the
+    /// framer take turns: each answer is the valid prefix from there, and
+    /// every byte is checked about once, however many units (before, each
+    /// step checked the whole rest).
+    #[test]
+    fn valid_from_checks_each_byte_once() {
+        for unit in [&b"<a>\xff</a><b/>"[..], b"<!----><c/>", b"<d>\xc3\xa9</d>"] {
+            let bytes = unit.repeat(2000);
+            UTF8_READ.with(|r| r.set(0));
+            let mut checked = None;
+            let mut at = 0;
+            while at < bytes.len() {
+                let t = valid_from(&bytes, at, &mut checked);
+                assert_eq!(t, lite::utf8_prefix(&bytes[at..]), "at {at}");
+                at += unit.len();
+            }
+            let read = UTF8_READ.with(std::cell::Cell::get);
+            assert!(
+                read <= 2 * bytes.len(),
+                "{read} bytes checked for {}",
+                bytes.len()
+            );
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     a: (IpAddr, u16),
@@ -1061,6 +1091,8 @@ fn data(
             let mut switch_to_tls = false;
             let mut compressed = false;
             let mut rest = bytes;
+            // The delivery's valid UTF-8, checked once: from `.0` on, `.1`.
+            let mut checked: Option<(usize, &str)> = None;
             // Whole plain elements are cut and read in one pass here (the
             // usual case); the framer cuts the others (split across
             // segments, unusual, too big, headers …) and hands back once it
@@ -1068,7 +1100,8 @@ fn data(
             // stream, the framer takes the rest, as before.
             while !rest.is_empty() {
                 if !ws_only && !switch_to_tls && !compressed && framer.at_top() {
-                    let done = fast_units(rest, frame, framer, ctx, s.scope, st);
+                    let text = valid_from(bytes, bytes.len() - rest.len(), &mut checked);
+                    let done = fast_units(rest, text, frame, framer, ctx, s.scope, st);
                     rest = rest.get(done.len..).unwrap_or_default();
                     switch_to_tls |= done.after == After::Tls;
                     compressed |= done.after == After::Compressed;
@@ -1132,6 +1165,51 @@ fn data(
     }
 }
 
+/// The valid UTF-8 prefix of `bytes[at..]`. The fast reader asks for it
+/// each time the framer hands back, further into the same delivery: the
+/// delivery is checked once (`checked`: from where, what), and again only
+/// past invalid bytes, up to the next ones. Checking the whole rest each
+/// time cost the number of units times the delivery's length (found with
+/// thousands of small units the fast reader leaves to the framer).
+fn valid_from<'b>(bytes: &'b [u8], at: usize, checked: &mut Option<(usize, &'b str)>) -> &'b str {
+    let rest = bytes.get(at..).unwrap_or_default();
+    #[cfg(test)]
+    let rest = {
+        // What a check reads: up to the first invalid byte, or all.
+        let t = lite::utf8_prefix_to_error(rest).len();
+        let read = rest.len().min(t + 1);
+        let stale = checked
+            .is_none_or(|(base, text)| at.checked_sub(base).and_then(|o| text.get(o..)).is_none());
+        if stale {
+            UTF8_READ.with(|r| r.set(r.get() + read));
+        }
+        rest
+    };
+    match *checked {
+        // Units end at `>`, a character boundary: `get` finds it; past the
+        // first invalid byte it finds nothing.
+        Some((base, text)) => {
+            if let Some(t) = at.checked_sub(base).and_then(|o| text.get(o..)) {
+                return t;
+            }
+            let t = lite::utf8_prefix_to_error(rest);
+            *checked = Some((at, t));
+            t
+        }
+        None => {
+            let t = lite::utf8_prefix(rest);
+            *checked = Some((at, t));
+            t
+        }
+    }
+}
+
+// Bytes `valid_from` had checked (tests only).
+#[cfg(test)]
+thread_local! {
+    static UTF8_READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// What [`fast_units`] consumed.
 struct FastDone {
     /// Bytes framed (elements and the whitespace before them).
@@ -1147,8 +1225,11 @@ struct FastDone {
 /// that changes the stream (`<proceed/>`, `<compressed/>`). An element the
 /// delivery ends inside goes to the framer as far as it was read
 /// ([`Framer::resume`]), so its bytes are not scanned twice.
+/// `text` is the valid UTF-8 prefix of `bytes` ([`valid_from`]): an
+/// element running past it is the framer's.
 fn fast_units(
     bytes: &[u8],
+    text: &str,
     frame: u64,
     framer: &mut Framer,
     ctx: &mut Ctx<'_>,
@@ -1156,14 +1237,6 @@ fn fast_units(
     st: &mut FlowState<'_>,
 ) -> FastDone {
     let limits = framer.limits();
-    // The valid UTF-8 prefix: an element running past it is the framer's.
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => bytes
-            .get(..e.valid_up_to())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default(),
-    };
     let mut done = FastDone {
         len: 0,
         after: After::Continue,

@@ -105,12 +105,18 @@ impl IqTable {
         }
     }
 
-    /// The requests never answered, oldest first (end of flow or capture).
+    /// The requests never answered, oldest first (end of flow or capture);
+    /// requests of one frame in the order they came, not the table's
+    /// random order (two in one frame came out either way, run to run).
     pub fn drain(&mut self) -> Vec<Pending> {
+        let mut v: Vec<(u64, Pending)> = self
+            .pending
+            .drain()
+            .map(|(k, p)| (self.seq.get(&k).copied().unwrap_or(0), p))
+            .collect();
         self.seq.clear();
-        let mut v: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        v.sort_by_key(|p| p.frame);
-        v
+        v.sort_by_key(|(n, p)| (p.frame, *n));
+        v.into_iter().map(|(_, p)| p).collect()
     }
 
     #[must_use]
@@ -134,6 +140,20 @@ mod tests {
 
     fn ts(s: i64) -> Timestamp {
         Timestamp { secs: s, nanos: 0 }
+    }
+
+    /// Unanswered requests of one frame come out in the order they came
+    /// (many ids, so that the table's order would differ somewhere).
+    #[test]
+    fn drain_keeps_the_order_within_a_frame() {
+        let mut t = IqTable::default();
+        let ids: Vec<String> = (0..50).map(|i| format!("id{}", 97 * i % 50)).collect();
+        for (n, id) in ids.iter().enumerate() {
+            let frame = 10 + n as u64 / 10;
+            t.iq(C, Some("get"), Some(id), frame, ts(1), String::new, 100);
+        }
+        let got: Vec<String> = t.drain().into_iter().map(|p| p.id).collect();
+        assert_eq!(got, ids);
     }
 
     #[test]

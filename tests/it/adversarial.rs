@@ -406,3 +406,47 @@ fn midstream_flows_starting_with_a_keepalive_or_half_a_tls_header() {
     );
     assert!(!f.has(NoteKind::NotXmpp), "{:?}", f.notes);
 }
+
+/// Many small units the fast reader leaves to the framer (comments, which
+/// XMPP forbids, and elements with bytes that are not UTF-8) between plain
+/// ones, in full-size segments and behind a hole: all are framed, the next
+/// flow is read. How much UTF-8 checking each delivery costs is counted in
+/// `dissect`'s `valid_from_checks_each_byte_once`.
+#[test]
+fn thousands_of_declined_units_in_one_delivery_stay_linear() {
+    for unit in [
+        &b"<!----><a/>"[..],
+        &b"<a>\xff</a><b/>"[..],
+        &b"<c/><a/>"[..],
+    ] {
+        let start = std::time::Instant::now();
+        let mut f = Feed::new(Config::default());
+        f.tcp(C, S, 0, true, b"");
+        f.tcp(C, S, 1, false, HEADER);
+        let first = 1 + HEADER.len() as u32;
+        // 3 MiB out of order behind a one-byte hole, then the hole.
+        let body: Vec<u8> = unit.repeat((3 << 20) / unit.len());
+        let mut seq = first + 1;
+        for c in body.chunks(60_000) {
+            f.tcp(C, S, seq, false, c);
+            seq += c.len() as u32;
+        }
+        f.tcp(C, S, first, false, b" ");
+        let mut g = good_flow_start(&mut f);
+        g = good_flow_message(&mut f, g, 1);
+        let _ = g;
+        assert!(
+            f.infos.iter().any(|i| i.contains("fine 1")),
+            "{:?}",
+            &f.infos[f.infos.len().saturating_sub(5)..]
+        );
+        // Under a second in a release build; the bound only catches a
+        // blow-up, it measures nothing.
+        let took = start.elapsed();
+        assert!(
+            took.as_secs() < 30,
+            "{took:?} for {} units",
+            body.len() / unit.len()
+        );
+    }
+}
