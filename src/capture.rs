@@ -259,6 +259,8 @@ pub struct BatchReader {
     limit: Option<u64>,
     read: u64,
     done: bool,
+    /// Bytes per batch of a classic pcap file.
+    block: usize,
 }
 
 impl BatchReader {
@@ -270,7 +272,19 @@ impl BatchReader {
             limit,
             read: 0,
             done: false,
+            block: BULK_BYTES,
         }
+    }
+
+    /// Batches of about `bytes` from a classic pcap file (at least 64 KiB;
+    /// other sources keep theirs).
+    #[must_use]
+    pub fn with_block(mut self, bytes: usize) -> Self {
+        if let Some(bulk) = self.source.bulk.as_mut() {
+            bulk.set_block(bytes);
+            self.block = bytes.max(64 << 10);
+        }
+        self
     }
 
     /// Fill `batch` (cleared here) with the next frames; `tag` marks each
@@ -289,7 +303,7 @@ impl BatchReader {
         }
         let end = match self.source.bulk.as_mut() {
             Some(bulk) => {
-                batch.bytes.reserve(BULK_BYTES + BULK_BYTES / 4);
+                batch.bytes.reserve(self.block + self.block / 4);
                 let max = self.limit.map_or(u64::MAX, |l| l.saturating_sub(self.read));
                 let end = bulk.fill(batch, max, tag);
                 self.read += batch.frames.len() as u64;

@@ -38,6 +38,8 @@ pub struct Bulk {
     /// Bytes of a record begun in the last block.
     carry: Vec<u8>,
     number: u64,
+    /// Bytes read per batch ([`BULK_BYTES`] unless set).
+    block: usize,
 }
 
 /// The 32-bit word at `at`, big-endian when `swapped` (read on a
@@ -101,7 +103,14 @@ impl Bulk {
             snaplen,
             carry: Vec::new(),
             number: 0,
+            block: BULK_BYTES,
         })
+    }
+
+    /// Read `bytes` per batch (at least 64 KiB): larger batches when only
+    /// figures are printed mean fewer hand-overs between threads.
+    pub fn set_block(&mut self, bytes: usize) {
+        self.block = bytes.max(64 << 10);
     }
 
     fn read_error(&self, message: String) -> CaptureError {
@@ -140,7 +149,7 @@ impl Bulk {
         buf.clear();
         buf.append(&mut self.carry);
         let mut more = self
-            .fill_to(&mut buf, BULK_BYTES)
+            .fill_to(&mut buf, self.block)
             .map_err(|e| self.read_error(e.to_string()))?;
         let mut at = 0;
         let mut end = None;
