@@ -168,7 +168,7 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
 /// frames that are not TCP) in 1024ths of all the dissection: measured on
 /// the generated captures as the first shard's samples less the other's
 /// under `perf record` (how: `bench/RESULTS.md`).
-pub const READING_SHARE: u64 = 160;
+pub const READING_SHARE: u64 = 210;
 
 #[cfg(test)]
 mod shard_tests {
