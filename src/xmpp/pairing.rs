@@ -37,13 +37,19 @@ pub enum Outcome {
     Ignored,
 }
 
+type Requests = HashMap<String, (u64, Pending), foldhash::fast::RandomState>;
+
 /// The pending requests of one flow.
 #[derive(Debug, Clone, Default)]
 pub struct IqTable {
-    pending: HashMap<(usize, String), Pending>,
-    /// Insertion counter, for evicting the oldest.
+    /// Per direction of the request ([`Dir::index`]): id → (arrival
+    /// number, request). Looked up by `&str`: a response costs no
+    /// allocation. foldhash, randomly seeded: ids are the peers' to choose,
+    /// and a table holds at most `limit` of them.
+    pending: [Requests; 2],
+    /// Arrival counter, for forgetting the oldest and for the order of
+    /// [`Self::drain`].
     order: u64,
-    seq: HashMap<(usize, String), u64>,
 }
 
 impl IqTable {
@@ -66,38 +72,47 @@ impl IqTable {
         match typ {
             Some("get" | "set") => {
                 let mut evicted = None;
-                let key = (dir.index(), id.to_owned());
-                if !self.pending.contains_key(&key) && self.pending.len() >= limit.max(1) {
-                    // Forget the oldest request.
-                    if let Some(old) = self
-                        .seq
+                let known = self
+                    .pending
+                    .get(dir.index())
+                    .is_some_and(|m| m.contains_key(id));
+                if !known && self.len() >= limit.max(1) {
+                    // Forget the oldest request (a scan, only at the limit).
+                    let oldest = self
+                        .pending
                         .iter()
-                        .min_by_key(|(_, n)| **n)
-                        .map(|(k, _)| k.clone())
-                    {
-                        self.seq.remove(&old);
-                        evicted = self.pending.remove(&old);
+                        .enumerate()
+                        .flat_map(|(d, m)| m.iter().map(move |(k, (n, _))| (*n, d, k)))
+                        .min_by_key(|(n, _, _)| *n)
+                        .map(|(_, d, k)| (d, k.clone()));
+                    if let Some((d, k)) = oldest {
+                        evicted = self
+                            .pending
+                            .get_mut(d)
+                            .and_then(|m| m.remove(&k))
+                            .map(|(_, p)| p);
                     }
                 }
                 self.order += 1;
-                self.seq.insert(key.clone(), self.order);
-                self.pending.insert(
-                    key,
-                    Pending {
-                        frame,
-                        time,
-                        id: id.to_owned(),
-                        dir,
-                        what: what(),
-                    },
-                );
+                let request = Pending {
+                    frame,
+                    time,
+                    id: id.to_owned(),
+                    dir,
+                    what: what(),
+                };
+                if let Some(m) = self.pending.get_mut(dir.index()) {
+                    m.insert(id.to_owned(), (self.order, request));
+                }
                 Outcome::Request { evicted }
             }
             Some("result" | "error") => {
-                let key = (dir.other().index(), id.to_owned());
-                self.seq.remove(&key);
-                match self.pending.remove(&key) {
-                    Some(request) => Outcome::Response { request },
+                match self
+                    .pending
+                    .get_mut(dir.other().index())
+                    .and_then(|m| m.remove(id))
+                {
+                    Some((_, request)) => Outcome::Response { request },
                     None => Outcome::Unmatched,
                 }
             }
@@ -111,22 +126,21 @@ impl IqTable {
     pub fn drain(&mut self) -> Vec<Pending> {
         let mut v: Vec<(u64, Pending)> = self
             .pending
-            .drain()
-            .map(|(k, p)| (self.seq.get(&k).copied().unwrap_or(0), p))
+            .iter_mut()
+            .flat_map(|m| m.drain().map(|(_, p)| p))
             .collect();
-        self.seq.clear();
         v.sort_by_key(|(n, p)| (p.frame, *n));
         v.into_iter().map(|(_, p)| p).collect()
     }
 
     #[must_use]
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.pending.iter().map(Requests::len).sum()
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.iter().all(Requests::is_empty)
     }
 }
 
