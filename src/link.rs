@@ -124,10 +124,57 @@ pub struct TcpSegment<'a> {
 /// Returns where and why the frame is not a (whole-header) TCP segment.
 pub fn tcp_segment(linktype: i32, frame: &[u8]) -> Result<TcpSegment<'_>, LinkStop> {
     let ip = ip_bytes(linktype, frame)?;
-    if let Some(seg) = plain_ipv4_tcp(ip) {
+    if let Some(seg) = plain_ipv4_tcp(ip).or_else(|| plain_ipv6_tcp(ip)) {
         return Ok(seg);
     }
     ip_to_tcp(ip, frame.len() - ip.len())
+}
+
+/// The usual IPv6 frame read directly: TCP right after the fixed header
+/// (no extension headers), the payload length within the captured bytes
+/// and not zero (a jumbogram), a whole TCP header. Anything else (`None`)
+/// goes through etherparse ([`ip_to_tcp`]), which reads these the same way.
+fn plain_ipv6_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
+    let h: &[u8; 40] = ip.get(..40)?.try_into().ok()?;
+    // Version 6 (RFC 8200 §3); next header TCP.
+    if h[0] >> 4 != 6 || h[6] != 6 {
+        return None;
+    }
+    let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if plen == 0 {
+        return None;
+    }
+    let addr = |at: usize| -> Option<IpAddr> {
+        let b: [u8; 16] = h.get(at..at + 16)?.try_into().ok()?;
+        Some(IpAddr::from(b))
+    };
+    plain_tcp(ip.get(40..40 + plen)?, addr(8)?, addr(24)?)
+}
+
+/// A whole TCP header at the start of `tcp` (the IP payload, cut to the
+/// IP header's length), read directly.
+fn plain_tcp(tcp: &[u8], src: IpAddr, dst: IpAddr) -> Option<TcpSegment<'_>> {
+    let th: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
+    let header_len = usize::from((th[12] & 0xf0) >> 2);
+    if header_len < 20 {
+        return None;
+    }
+    let payload = tcp.get(header_len..)?;
+    let flags = th[13];
+    Some(TcpSegment {
+        src,
+        dst,
+        sport: u16::from_be_bytes([th[0], th[1]]),
+        dport: u16::from_be_bytes([th[2], th[3]]),
+        seq: u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
+        ack: u32::from_be_bytes([th[8], th[9], th[10], th[11]]),
+        syn: flags & 0x02 != 0,
+        fin: flags & 0x01 != 0,
+        rst: flags & 0x04 != 0,
+        has_ack: flags & 0x10 != 0,
+        payload,
+        wire_len: payload.len(),
+    })
 }
 
 /// The usual frame read directly: IPv4 without options, not a fragment,
@@ -145,28 +192,11 @@ fn plain_ipv4_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
     if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 || total < 20 {
         return None;
     }
-    let tcp = ip.get(20..total)?;
-    let th: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
-    let header_len = usize::from((th[12] & 0xf0) >> 2);
-    if header_len < 20 {
-        return None;
-    }
-    let payload = tcp.get(header_len..)?;
-    let flags = th[13];
-    Some(TcpSegment {
-        src: IpAddr::from([h[12], h[13], h[14], h[15]]),
-        dst: IpAddr::from([h[16], h[17], h[18], h[19]]),
-        sport: u16::from_be_bytes([th[0], th[1]]),
-        dport: u16::from_be_bytes([th[2], th[3]]),
-        seq: u32::from_be_bytes([th[4], th[5], th[6], th[7]]),
-        ack: u32::from_be_bytes([th[8], th[9], th[10], th[11]]),
-        syn: flags & 0x02 != 0,
-        fin: flags & 0x01 != 0,
-        rst: flags & 0x04 != 0,
-        has_ack: flags & 0x10 != 0,
-        payload,
-        wire_len: payload.len(),
-    })
+    plain_tcp(
+        ip.get(20..total)?,
+        IpAddr::from([h[12], h[13], h[14], h[15]]),
+        IpAddr::from([h[16], h[17], h[18], h[19]]),
+    )
 }
 
 /// The two ends of a TCP segment, (address, port) from source to
@@ -175,12 +205,21 @@ fn plain_ipv4_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
 /// parallel run's reader tags with a shard.
 #[must_use]
 pub fn tcp_endpoints(linktype: i32, frame: &[u8]) -> Option<((IpAddr, u16), (IpAddr, u16))> {
-    // The same bytes `ip_bytes` then `plain_ipv4_tcp` read for this frame.
+    // The same bytes `ip_bytes` then `plain_ipv4_tcp` read for this frame;
+    // UDP (DNS, mostly) is not TCP however the rest reads (17 is no
+    // extension header that could lead to TCP, RFC 8200 §4).
+    let ip = frame.get(14..).unwrap_or_default();
     let seg = match (linktype, frame.get(12..14)) {
-        (dlt::EN10MB, Some(&[0x08, 0x00])) => match plain_ipv4_tcp(frame.get(14..)?) {
+        (dlt::EN10MB, Some(&[0x08, 0x00])) => match plain_ipv4_tcp(ip) {
             Some(seg) => seg,
+            None if ip.first() == Some(&0x45) && ip.get(9) == Some(&17) => return None,
             None => tcp_segment(linktype, frame).ok()?,
         },
+        (dlt::EN10MB, Some(&[0x86, 0xDD]))
+            if ip.first().is_some_and(|b| b >> 4 == 6) && ip.get(6) == Some(&17) =>
+        {
+            return None;
+        }
         _ => tcp_segment(linktype, frame).ok()?,
     };
     Some(((seg.src, seg.sport), (seg.dst, seg.dport)))
@@ -361,6 +400,29 @@ mod tests {
         out
     }
 
+    fn tcp_v6(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6([0x20; 16], [0x30; 16], 64)
+            .tcp(40000, 5222, 1000, 65535);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    fn udp_frame(v6: bool) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let b = if v6 {
+            b.ipv6([0x20; 16], [0x30; 16], 64)
+        } else {
+            b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        };
+        let mut out = Vec::new();
+        b.udp(53, 40000).write(&mut out, b"dns").unwrap();
+        out
+    }
+
+    type PlainReader = fn(&[u8]) -> Option<TcpSegment<'_>>;
+
     /// What a segment says, for comparisons.
     fn fields(s: &TcpSegment<'_>) -> String {
         format!(
@@ -383,28 +445,33 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
 
-        /// Whatever the direct IPv4 reading accepts, etherparse reads the
-        /// same way (header bytes overwritten at random, frames cut or
-        /// padded).
+        /// Whatever the direct IPv4 and IPv6 readings accept, etherparse
+        /// reads the same way (header bytes overwritten at random, frames
+        /// cut or padded).
         #[test]
-        fn plain_ipv4_reading_agrees_with_etherparse(
+        fn plain_ip_reading_agrees_with_etherparse(
+            v6 in proptest::prelude::any::<bool>(),
             payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
-            edits in proptest::collection::vec((0usize..60, proptest::prelude::any::<u8>()), 0..4),
-            cut in 0usize..120,
+            edits in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..4),
+            cut in 0usize..140,
             pad in 0usize..8,
         ) {
-            let f = tcp_v4(&payload);
+            let (f, header, fast): (_, usize, PlainReader) = if v6 {
+                (tcp_v6(&payload), 80, plain_ipv6_tcp)
+            } else {
+                (tcp_v4(&payload), 60, plain_ipv4_tcp)
+            };
             let mut ip = f[14..].to_vec();
             for (at, v) in edits {
-                if let Some(b) = ip.get_mut(at % 60) {
+                if let Some(b) = ip.get_mut(at % header) {
                     *b = v;
                 }
             }
             ip.truncate(cut.max(1));
             ip.extend(std::iter::repeat_n(0u8, pad));
-            if let Some(fast) = plain_ipv4_tcp(&ip) {
+            if let Some(fast) = fast(&ip) {
                 let slow = ip_to_tcp(&ip, 0);
-                proptest::prop_assert!(slow.is_ok());
+                proptest::prop_assert!(slow.is_ok(), "{:?}", slow.err());
                 if let Ok(slow) = slow {
                     proptest::prop_assert_eq!(fields(&fast), fields(&slow));
                 }
@@ -414,6 +481,32 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// The quick endpoints of IPv6 and UDP frames are the segment's.
+        #[test]
+        fn tcp_endpoints_agree_on_ipv6_and_udp(
+            v6 in proptest::prelude::any::<bool>(),
+            udp in proptest::prelude::any::<bool>(),
+            edits in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..4),
+            cut in 0usize..140,
+        ) {
+            let mut f = match (v6, udp) {
+                (false, false) => tcp_v4(b"<a/>"),
+                (true, false) => tcp_v6(b"<a/>"),
+                (false, true) => udp_frame(false),
+                (true, true) => udp_frame(true),
+            };
+            for (at, v) in edits {
+                if let Some(b) = f.get_mut(14 + at % 80) {
+                    *b = v;
+                }
+            }
+            f.truncate(cut.max(1));
+            let slow = tcp_segment(dlt::EN10MB, &f)
+                .ok()
+                .map(|s| ((s.src, s.sport), (s.dst, s.dport)));
+            proptest::prop_assert_eq!(tcp_endpoints(dlt::EN10MB, &f), slow);
+        }
 
         /// The quick endpoints are the segment's, whatever the header bytes.
         #[test]
