@@ -199,7 +199,8 @@ pub struct Args {
     /// Dissect a file with N threads, the flows split between them; the
     /// output is the same as one thread's, except that the flow table limit
     /// (--max-flows) is split between the threads. Default: the cores
-    /// (at most 2) for files of 4 MB and more, else 1.
+    /// (at most 2) for files of 4 MB and more, else 1; 1 with -T ndjson
+    /// and -V, where the printer is the bottleneck.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
@@ -455,8 +456,19 @@ impl Args {
             && host_names.is_empty()
             && self.jid.is_none()
             && !tui;
+        // NDJSON and -V keep the printer busiest: a second dissector gains
+        // a quarter there and its allocator heap costs a third more memory
+        // (NDJSON on 1 GB: 64 MiB against 36), so they stay on one thread
+        // unless asked.
+        let printer_bound = self.format == Format::Ndjson || self.verbose;
         let threads = self.threads.map_or_else(
-            || auto_threads(self.read_file.as_deref()),
+            || {
+                if printer_bound {
+                    1
+                } else {
+                    auto_threads(self.read_file.as_deref())
+                }
+            },
             |n| n.clamp(1, 64),
         );
         Ok(Settings {
@@ -620,6 +632,32 @@ mod tests {
         let s = a.into_settings().unwrap();
         assert!(s.verbose && s.dissector.keep_xml);
         assert_eq!(s.dissector.hosts.len(), 1);
+    }
+
+    /// NDJSON and -V stay on one thread unless asked; other outputs of a
+    /// large file take the cores (up to the maximum).
+    #[test]
+    fn printer_bound_outputs_default_to_one_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pcap");
+        std::fs::write(&big, vec![0u8; AUTO_THREADS_MIN_BYTES as usize]).unwrap();
+        let path = big.to_str().unwrap();
+        let threads = |extra: &[&str]| {
+            let mut argv = vec!["xmppscope", "-r", path, "--no-tui"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+                .unwrap()
+                .into_settings()
+                .unwrap()
+                .threads
+        };
+        let cores =
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(AUTO_THREADS_MAX));
+        assert_eq!(threads(&[]), cores);
+        assert_eq!(threads(&["-q", "--stats"]), cores);
+        assert_eq!(threads(&["-T", "ndjson"]), 1);
+        assert_eq!(threads(&["-V"]), 1);
+        assert_eq!(threads(&["-T", "ndjson", "--threads", "2"]), 2);
     }
 
     /// The dissector counts only when nothing but the figures is printed.
