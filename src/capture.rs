@@ -259,8 +259,6 @@ pub struct BatchReader {
     limit: Option<u64>,
     read: u64,
     done: bool,
-    /// Bytes per batch of a classic pcap file.
-    block: usize,
 }
 
 impl BatchReader {
@@ -272,7 +270,6 @@ impl BatchReader {
             limit,
             read: 0,
             done: false,
-            block: BULK_BYTES,
         }
     }
 
@@ -282,7 +279,6 @@ impl BatchReader {
     pub fn with_block(mut self, bytes: usize) -> Self {
         if let Some(bulk) = self.source.bulk.as_mut() {
             bulk.set_block(bytes);
-            self.block = bytes.max(64 << 10);
         }
         self
     }
@@ -303,7 +299,6 @@ impl BatchReader {
         }
         let end = match self.source.bulk.as_mut() {
             Some(bulk) => {
-                batch.bytes.reserve(self.block + self.block / 4);
                 let max = self.limit.map_or(u64::MAX, |l| l.saturating_sub(self.read));
                 let end = bulk.fill(batch, max, tag);
                 self.read += batch.frames.len() as u64;
