@@ -475,6 +475,12 @@ impl Dissector {
             .sum()
     }
 
+    /// Whether [`Self::take_flushed`] has anything.
+    #[must_use]
+    pub fn has_flushed(&self) -> bool {
+        !self.flushed.is_empty() || !self.flushed_notes.is_empty()
+    }
+
     /// Events and notes that left the pipeline outside a frame of their own
     /// (flows evicted, idle, or still open at the end).
     pub fn take_flushed(&mut self) -> (Vec<Event>, Vec<Note>) {

@@ -52,6 +52,11 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Note `ts` as the first frame's time if there was none yet.
+    pub fn start(&mut self, ts: Timestamp) {
+        self.first.get_or_insert(ts);
+    }
+
     pub fn relative(&mut self, ts: Timestamp) -> f64 {
         let first = *self.first.get_or_insert(ts);
         ts.since(first)

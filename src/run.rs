@@ -129,6 +129,9 @@ impl<W: Write> Printer<W> {
             }
             self.packet(packet)?;
         }
+        if !dissector.has_flushed() {
+            return Ok(kept);
+        }
         let (mut events, notes) = dissector.take_flushed();
         if let Some(keep) = &self.jid_flows {
             events.retain(|e| keep.contains(&e.flow));
@@ -811,25 +814,28 @@ mod parallel {
             let mut outs = Vec::new();
             let mut text = Vec::new();
             for (i, f) in batch.frames.iter().enumerate() {
-                let data = batch.bytes.get(f.start..f.end).unwrap_or_default();
                 *last = f.number;
                 // Times count from the first frame of the capture.
-                clock.relative(f.ts);
+                clock.start(f.ts);
                 let owner = f.tag == shard;
                 if !owner && !d.sweep_due(f.ts) {
                     // Another shard's frame that sweeps nothing here.
                     continue;
                 }
+                let data = batch.bytes.get(f.start..f.end).unwrap_or_default();
                 d.tick(f.number, f.ts);
-                let swept = d.take_flushed();
-                let mut flushed = (Vec::new(), Vec::new());
+                // Taken only when there is something: most frames flush
+                // nothing, and two empty pairs per frame, made and dropped,
+                // were a measurable part of a shard's loop.
+                let swept = d.has_flushed().then(|| d.take_flushed());
+                let mut flushed = None;
                 let mut kept = None;
                 let mut dns = false;
                 let mut rendered = None;
                 let mut learn = Vec::new();
                 if owner {
                     d.dissect(f.number, f.ts, linktype, data, f.len, packet);
-                    flushed = d.take_flushed();
+                    flushed = d.has_flushed().then(|| d.take_flushed());
                     dns = mode.print
                         && packet.flow.is_none()
                         && crate::link::udp_datagram(linktype, data)
@@ -853,14 +859,13 @@ mod parallel {
                         kept = Some(std::mem::take(packet));
                     }
                 }
-                let mut swept = swept;
+                let (mut swept, mut flushed) = (swept, flushed);
                 if let Some(st) = &mut mode.stats {
-                    count(st, &swept);
-                    count(st, &flushed);
+                    swept.iter().chain(&flushed).for_each(|ef| count(st, ef));
                 }
                 if !mode.print {
-                    swept = Default::default();
-                    flushed = Default::default();
+                    swept = None;
+                    flushed = None;
                 }
                 let changes = d.take_table_changes();
                 let now = d.flows_len();
@@ -870,10 +875,8 @@ mod parallel {
                     && rendered.is_none()
                     && learn.is_empty()
                     && !dns
-                    && swept.0.is_empty()
-                    && swept.1.is_empty()
-                    && flushed.0.is_empty()
-                    && flushed.1.is_empty()
+                    && swept.is_none()
+                    && flushed.is_none()
                     && changes == TableChanges::default()
                     && len_changed.is_none();
                 if quiet {
@@ -884,8 +887,8 @@ mod parallel {
                     idx: u32::try_from(i).unwrap_or(u32::MAX),
                     owner,
                     packet: kept,
-                    swept,
-                    flushed,
+                    swept: swept.unwrap_or_default(),
+                    flushed: flushed.unwrap_or_default(),
                     changes,
                     len: len_changed,
                     dns,
