@@ -827,7 +827,7 @@ mod parallel {
                 // Taken only when there is something: most frames flush
                 // nothing, and two empty pairs per frame, made and dropped,
                 // were a measurable part of a shard's loop.
-                let swept = d.has_flushed().then(|| d.take_flushed());
+                let mut swept = d.has_flushed().then(|| d.take_flushed());
                 let mut flushed = None;
                 let mut kept = None;
                 let mut dns = false;
@@ -859,7 +859,6 @@ mod parallel {
                         kept = Some(std::mem::take(packet));
                     }
                 }
-                let (mut swept, mut flushed) = (swept, flushed);
                 if let Some(st) = &mut mode.stats {
                     swept.iter().chain(&flushed).for_each(|ef| count(st, ef));
                 }
