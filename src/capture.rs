@@ -67,6 +67,9 @@ pub struct FileSource {
     /// The same file read in blocks, when it is a classic pcap file: the
     /// reader ([`BatchReader`]) uses it instead of libpcap.
     bulk: Option<Bulk>,
+    /// A classic pcap file (also on standard input): its times are read as
+    /// the block reader reads them ([`bulk::record_time`]).
+    classic: bool,
 }
 
 impl FileSource {
@@ -89,12 +92,15 @@ impl FileSource {
                 name: link::linktype_name(linktype),
             });
         }
+        // libpcap says 2.x for a classic pcap file, 1.0 for pcapng.
+        let classic = cap.major_version() == 2;
         Ok(Self {
             cap,
             path: display_path(path),
             linktype,
             number: 0,
             bulk: Bulk::open(path, &display_path(path)),
+            classic,
         })
     }
 
@@ -117,10 +123,22 @@ impl FileSource {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.number += 1;
+                // With nanosecond precision libpcap puts nanoseconds in
+                // `tv_usec`. A fraction of a second or more is not one.
+                let nanos = u32::try_from(p.header.ts.tv_usec)
+                    .ok()
+                    .filter(|&n| n < 1_000_000_000)
+                    .unwrap_or(0);
+                let secs = p.header.ts.tv_sec;
                 let ts = Timestamp {
-                    secs: p.header.ts.tv_sec,
-                    // With nanosecond precision libpcap puts nanoseconds here.
-                    nanos: u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
+                    // The record's unsigned 32-bit seconds, whichever way
+                    // libpcap read them (see `bulk::record_time`).
+                    secs: if self.classic {
+                        secs.rem_euclid(1 << 32)
+                    } else {
+                        secs
+                    },
+                    nanos,
                 };
                 Ok(Some(FrameRef {
                     number: self.number,

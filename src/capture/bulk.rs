@@ -214,20 +214,9 @@ impl Bulk {
             let kept = caplen.min(self.snaplen) as usize;
             let data = buf.get(start..start + kept).unwrap_or_default();
             self.number += 1;
-            // libpcap reads the fraction as a signed 32-bit number and
-            // scales it in the width of `struct timeval`; what does not fit
-            // 0..2^32 reads as 0, as in `FileSource::next_frame` (found by
-            // the pcap_blocks fuzz target).
-            let signed = i64::from(i32::from_ne_bytes(frac.to_ne_bytes()));
-            let scaled = if self.nanos { signed } else { signed * 1000 };
-            let nanos = u32::try_from(scaled).unwrap_or(0);
             batch.frames.push(BatchFrame {
                 number: self.number,
-                ts: Timestamp {
-                    // A signed 32-bit field, as libpcap reads it.
-                    secs: i64::from(i32::from_ne_bytes(secs.to_ne_bytes())),
-                    nanos,
-                },
+                ts: record_time(secs, frac, self.nanos),
                 len,
                 start,
                 end: start + kept,
@@ -242,6 +231,27 @@ impl Bulk {
         buf.truncate(at);
         batch.bytes = buf;
         Ok(end)
+    }
+}
+
+/// A classic pcap record's time: both fields are unsigned 32-bit numbers
+/// (pcap-savefile(5); the pcap specification draft, "Packet Record"), so
+/// seconds run to 2106 as tshark reads them. A fraction of a second or more
+/// (10^6 µs, 10^9 ns) is not one: it reads as 0, as
+/// [`super::FileSource::next_frame`] reads it from libpcap, whose own
+/// reading of both fields depends on the file's byte order (libpcap 1.10
+/// reads them signed from a file in the machine's byte order, unsigned from
+/// a swapped one; found by the pcap_blocks fuzz target).
+#[must_use]
+pub fn record_time(secs: u32, frac: u32, nanos: bool) -> Timestamp {
+    let nanos = match (nanos, frac) {
+        (true, f) if f < 1_000_000_000 => f,
+        (false, f) if f < 1_000_000 => f * 1000,
+        _ => 0,
+    };
+    Timestamp {
+        secs: i64::from(secs),
+        nanos,
     }
 }
 
@@ -419,12 +429,14 @@ mod tests {
     }
 
     /// `bytes` as a file read both ways: the same frames, the same end.
-    fn same_as_libpcap(bytes: &[u8]) {
+    fn same_as_libpcap(bytes: &[u8]) -> Seen {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.pcap");
         std::fs::write(&path, bytes).unwrap();
         let p = path.to_str().unwrap();
-        assert_eq!(by_blocks(p), by_libpcap(p));
+        let lib = by_libpcap(p).unwrap();
+        assert_eq!(by_blocks(p).as_ref(), Some(&lib));
+        lib
     }
 
     /// Found by the `pcap_blocks` fuzz target: a record whose microsecond
@@ -439,6 +451,56 @@ mod tests {
             119, 0, 0,
         ];
         same_as_libpcap(bytes);
+    }
+
+    /// A big-endian file whose second record says 0xfa07_0110 seconds:
+    /// libpcap 1.10 read it unsigned (the file is swapped), the block reader
+    /// signed (found by the pcap_blocks fuzz target). Both now read every
+    /// record's seconds unsigned, whatever the byte order, as tshark does.
+    #[test]
+    fn fuzz_seconds_past_2038_in_a_swapped_file() {
+        let bytes: &[u8] = &[
+            0xa1, 0xb2, 0xc3, 0xd4, 0x00, 0x02, 0x00, 0x04, 0xa1, 0x00, 0x00, 0x00, 0x4a, 0x83,
+            0x00, 0x05, 0x1f, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8f, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0xff, 0xfa, 0x07,
+            0x01, 0x10, 0x00, 0x00, 0x8f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x4a, 0x83, 0xa1,
+            0x00, 0x00, 0xff, 0xff, 0x00, 0x00,
+        ];
+        let (frames, _) = same_as_libpcap(bytes);
+        let secs: Vec<i64> = frames.iter().map(|f| f.1).collect();
+        assert_eq!(secs, [9_371_648, 4_194_763_024]);
+    }
+
+    /// Seconds past 2038 and fractions of a second or more, in both byte
+    /// orders and both precisions: what tshark shows (unsigned seconds), and
+    /// the same by libpcap and in blocks.
+    #[test]
+    fn record_times_are_unsigned_in_both_byte_orders() {
+        for big in [false, true] {
+            for nanos in [false, true] {
+                let records = [
+                    (0x8000_0000, 5, vec![1], 1),
+                    (0xffff_fff0, 999_999, vec![2], 1),
+                    (7, 1_000_000, vec![3], 1),
+                    (8, 999_999_999, vec![4], 1),
+                    (9, 0x8000_0005, vec![5], 1),
+                    (10, u32::MAX, vec![6], 1),
+                ];
+                let (frames, end) = same_as_libpcap(&pcap(&records, big, nanos, 65535));
+                assert_eq!(end, None);
+                let times: Vec<(i64, u32)> = frames.iter().map(|f| (f.1, f.2)).collect();
+                let frac = |f: u32| match (nanos, f) {
+                    (true, f) if f < 1_000_000_000 => f,
+                    (false, f) if f < 1_000_000 => f * 1000,
+                    _ => 0,
+                };
+                let want: Vec<(i64, u32)> = records
+                    .iter()
+                    .map(|r| (i64::from(r.0), frac(r.1)))
+                    .collect();
+                assert_eq!(times, want, "big {big} nanos {nanos}");
+            }
+        }
     }
 
     #[test]
