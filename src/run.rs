@@ -748,9 +748,13 @@ mod parallel {
         },
     }
 
-    /// A batch's outputs as they come in: shards reported, their outputs,
-    /// each shard's rendered text (indexed by shard).
-    type Pending = (u32, Vec<Out>, Vec<Vec<u8>>);
+    /// A batch's outputs as they come in: shards reported, their outputs
+    /// and each shard's rendered text (both indexed by shard; each shard's
+    /// outputs are in frame order).
+    type Pending = (u32, Vec<Vec<Out>>, Vec<Vec<u8>>);
+
+    /// Output lists longer than this are freed rather than reused.
+    const OUTS_KEEP: usize = 1 << 16;
 
     /// Batches dissected ahead of the printer, per shard.
     const IN_FLIGHT: usize = 2;
@@ -771,6 +775,8 @@ mod parallel {
     /// flows open at once.
     struct Shard {
         d: Dissector,
+        /// An emptied output list back from the printer, for the next batch.
+        spare: Vec<Out>,
         shard: u32,
         linktype: i32,
         mode: Mode,
@@ -785,6 +791,7 @@ mod parallel {
         fn new(d: Dissector, shard: u32, linktype: i32, mode: Mode) -> Self {
             Self {
                 d,
+                spare: Vec::new(),
                 shard,
                 linktype,
                 mode,
@@ -801,6 +808,7 @@ mod parallel {
         fn batch(&mut self, batch: &Batch) -> (Vec<Out>, Vec<u8>) {
             let Self {
                 d,
+                spare,
                 shard,
                 linktype,
                 mode,
@@ -811,7 +819,8 @@ mod parallel {
                 line,
             } = self;
             let (shard, linktype) = (*shard, *linktype);
-            let mut outs = Vec::new();
+            // The list of a batch printed earlier, emptied: no growing again.
+            let mut outs = std::mem::take(spare);
             let mut text = Vec::new();
             for (i, f) in batch.frames.iter().enumerate() {
                 *last = f.number;
@@ -920,9 +929,12 @@ mod parallel {
     /// Printed outputs come back to be freed by the thread that allocated
     /// them: the allocator's per-thread heaps then reuse that memory
     /// instead of growing.
-    fn free_returned(trash: &Receiver<Vec<Out>>) {
-        while let Ok(old) = trash.try_recv() {
-            drop(old);
+    fn free_returned(trash: &Receiver<Vec<Out>>, spare: &mut Vec<Out>) {
+        while let Ok(mut old) = trash.try_recv() {
+            old.clear();
+            if old.capacity() > spare.capacity() && old.capacity() <= OUTS_KEEP {
+                *spare = old;
+            }
         }
     }
 
@@ -935,7 +947,7 @@ mod parallel {
         trash: &Receiver<Vec<Out>>,
     ) {
         for job in jobs {
-            free_returned(trash);
+            free_returned(trash, &mut sh.spare);
             let (outs, text) = sh.batch(&job.batch);
             let seq = job.seq;
             // Let go of the batch before reporting, so that the printer
@@ -984,7 +996,7 @@ mod parallel {
         let mut ahead: VecDeque<(u64, Arc<Batch>)> = VecDeque::new();
         let mut end = None;
         loop {
-            free_returned(trash);
+            free_returned(trash, &mut sh.spare);
             // Read ahead and hand each batch out at once, so that a shard
             // with less to do in this batch starts on the next one instead
             // of waiting for this shard to read it.
@@ -1220,32 +1232,47 @@ mod parallel {
                 if *reported < shards {
                     break;
                 }
-                let Some((_, mut outs, texts)) = pending.remove(next_print) else {
+                let Some((_, mut lists, texts)) = pending.remove(next_print) else {
                     break;
                 };
-                // Frame order; at one frame the other shards' sweeps first.
-                outs.sort_by_key(|o| (o.idx, o.owner));
                 let batch = held.get(next_print);
                 // The clock starts at the first frame, shown or not.
                 if let Some(f) = batch.and_then(|b| b.frames.first()) {
                     printer.clock.relative(f.ts);
                 }
-                let mut rest = outs.as_mut_slice();
-                while let Some(first) = rest.first() {
-                    let idx = first.idx;
-                    let n = rest.iter().take_while(|o| o.idx == idx).count();
-                    let (group, tail) = rest.split_at_mut(n);
-                    rest = tail;
-                    print_frame(group, batch.map(|b| &**b), &texts, linktype, printer, merge)?;
-                }
-                let mut back: Vec<Vec<Out>> = trash_txs.iter().map(|_| Vec::new()).collect();
-                for o in outs {
-                    if let Some(v) = back.get_mut(o.shard as usize) {
-                        v.push(o);
+                // Frame order, merged from the shards' lists (each in frame
+                // order): at one frame the other shards' sweeps first, then
+                // the frame's own shard. Nothing is moved.
+                {
+                    let mut heads: Vec<_> =
+                        lists.iter_mut().map(|l| l.iter_mut().peekable()).collect();
+                    let mut group: Vec<&mut Out> = Vec::new();
+                    while let Some(idx) = heads
+                        .iter_mut()
+                        .filter_map(|h| h.peek().map(|o| o.idx))
+                        .min()
+                    {
+                        group.clear();
+                        for h in &mut heads {
+                            while let Some(o) = h.next_if(|o| o.idx == idx) {
+                                group.push(o);
+                            }
+                        }
+                        group.sort_by_key(|o| (o.owner, o.shard));
+                        print_frame(
+                            &mut group,
+                            batch.map(|b| &**b),
+                            &texts,
+                            linktype,
+                            printer,
+                            merge,
+                        )?;
                     }
                 }
-                for (tx, v) in trash_txs.iter().zip(back) {
-                    let _ = tx.send(v);
+                // Each shard's list goes back to it, to be freed there (the
+                // allocator's per-thread heaps) and reused.
+                for (tx, l) in trash_txs.iter().zip(lists) {
+                    let _ = tx.send(l);
                 }
                 if let Some(b) = held
                     .remove(next_print)
@@ -1279,7 +1306,14 @@ mod parallel {
                         .or_insert_with(|| (0, Vec::new(), Vec::new()));
                     e.0 += 1;
                     let shard = outs.first().map_or(0, |o| o.shard as usize);
-                    e.1.append(&mut outs);
+                    if !outs.is_empty() {
+                        if e.1.len() <= shard {
+                            e.1.resize_with(shard + 1, Vec::new);
+                        }
+                        if let Some(l) = e.1.get_mut(shard) {
+                            *l = std::mem::take(&mut outs);
+                        }
+                    }
                     if !text.is_empty() {
                         if e.2.len() <= shard {
                             e.2.resize_with(shard + 1, Vec::new);
@@ -1335,7 +1369,7 @@ mod parallel {
     /// Print one frame's outputs (`group`: every shard's, the owner's last)
     /// as one dissector would have: the frame, then the flows it closed.
     fn print_frame<W: io::Write>(
-        group: &mut [Out],
+        group: &mut [&mut Out],
         batch: Option<&Batch>,
         texts: &[Vec<u8>],
         linktype: i32,
