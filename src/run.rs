@@ -754,7 +754,7 @@ mod parallel {
     type Pending = (u32, Vec<Vec<Out>>, Vec<Vec<u8>>);
 
     /// Output lists longer than this are freed rather than reused.
-    const OUTS_KEEP: usize = 1 << 16;
+    const OUTS_KEEP: usize = 1 << 13;
 
     /// Batches dissected ahead of the printer, per shard.
     const IN_FLIGHT: usize = 2;
