@@ -489,14 +489,16 @@ mod tests {
                 let (frames, end) = same_as_libpcap(&pcap(&records, big, nanos, 65535));
                 assert_eq!(end, None);
                 let times: Vec<(i64, u32)> = frames.iter().map(|f| (f.1, f.2)).collect();
-                let frac = |f: u32| match (nanos, f) {
-                    (true, f) if f < 1_000_000_000 => f,
-                    (false, f) if f < 1_000_000 => f * 1000,
-                    _ => 0,
+                // Written out, not recomputed: a fraction of a second or
+                // more reads as 0.
+                let fracs: [u32; 6] = if nanos {
+                    [5, 999_999, 1_000_000, 999_999_999, 0, 0]
+                } else {
+                    [5_000, 999_999_000, 0, 0, 0, 0]
                 };
-                let want: Vec<(i64, u32)> = records
-                    .iter()
-                    .map(|r| (i64::from(r.0), frac(r.1)))
+                let want: Vec<(i64, u32)> = [2_147_483_648, 4_294_967_280, 7, 8, 9, 10]
+                    .into_iter()
+                    .zip(fracs)
                     .collect();
                 assert_eq!(times, want, "big {big} nanos {nanos}");
             }
