@@ -551,24 +551,40 @@ impl Dissector {
         if reuse {
             self.close_flow(&key, number);
         }
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.cfg.limits.max_flows {
-                self.evict_oldest(number, &mut out.notes);
-            }
-            let flow = self.new_flow(src, dst, seg.syn, seg.has_ack, number);
-            let id = flow.id;
-            self.flows.insert(key, flow);
-            self.counters.max_concurrent_flows =
-                self.counters.max_concurrent_flows.max(self.flows.len());
-            if self.sharded() {
-                self.changes.created = Some(id);
-                self.changes.len_after_insert =
-                    Some(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
-            }
-        }
-        let Some(flow) = self.flows.get_mut(&key) else {
+        // One lookup for a known flow (nearly every frame); a new one is
+        // inserted and looked up again.
+        if let Some(flow) = self.flows.get_mut(&key) {
+            Self::segment_in_flow(flow, &self.cfg, &mut self.counters, &seg, out);
             return;
-        };
+        }
+        if self.flows.len() >= self.cfg.limits.max_flows {
+            self.evict_oldest(number, &mut out.notes);
+        }
+        let flow = self.new_flow(src, dst, seg.syn, seg.has_ack, number);
+        let id = flow.id;
+        self.flows.insert(key, flow);
+        self.counters.max_concurrent_flows =
+            self.counters.max_concurrent_flows.max(self.flows.len());
+        if self.sharded() {
+            self.changes.created = Some(id);
+            self.changes.len_after_insert =
+                Some(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
+        }
+        if let Some(flow) = self.flows.get_mut(&key) {
+            Self::segment_in_flow(flow, &self.cfg, &mut self.counters, &seg, out);
+        }
+    }
+
+    /// The part of [`Self::dissect`] past the flow lookup: one TCP
+    /// segment of a known flow, in the frame `out` (numbered and stamped).
+    fn segment_in_flow(
+        flow: &mut Flow,
+        cfg: &Config,
+        counters: &mut Counters,
+        seg: &link::TcpSegment<'_>,
+        out: &mut Packet,
+    ) {
+        let (number, ts, src) = (out.number, out.ts, (seg.src, seg.sport));
         flow.last_seen = ts;
         flow.last_frame = number;
         let dir = if src == flow.client {
@@ -588,8 +604,8 @@ impl Dissector {
             return;
         }
         let mut sink = Sink {
-            cfg: &self.cfg,
-            counters: &mut self.counters,
+            cfg,
+            counters,
             frame: number,
             ts,
             events: &mut out.events,
@@ -602,6 +618,7 @@ impl Dissector {
         // The ACK speaks of the other direction's bytes: acknowledged bytes
         // that were never captured are skipped at once (RFC 9293 §3.4).
         let unseen = seg.has_ack
+            && flow.halves[other.index()].tcp.acks_unseen(seg.ack)
             && with_half(flow, other, sink.reborrow(), |tcp, deliver| {
                 tcp.acked(seg.ack, deliver)
             });

@@ -470,6 +470,35 @@ impl HalfStream {
         }
     }
 
+    /// Whether an ACK of `ack` acknowledges bytes of this direction that
+    /// were never delivered, so that [`Self::acked`] has something to do
+    /// (most ACKs acknowledge what was seen: the caller skips the call).
+    #[must_use]
+    pub fn acks_unseen(&self, ack: u32) -> bool {
+        self.ack_target(ack).is_some()
+    }
+
+    /// The stream offset an ACK of `ack` moves delivery to, when it lies
+    /// beyond what was delivered (and not absurdly far: [`MAX_ACK_SKIP`]).
+    fn ack_target(&self, ack: u32) -> Option<u64> {
+        let origin = self.origin?;
+        // The delivery point in sequence space; offsets are taken modulo
+        // 2^32 on purpose (the truncation is the wrap-around).
+        #[allow(clippy::cast_possible_truncation)]
+        let next_seq = origin.wrapping_add(self.next as u32);
+        let ahead = SeqNum(ack).diff(next_seq);
+        // Nothing unseen, or an ACK so far ahead it is nonsense.
+        if ahead <= 0 || ahead > i64::from(MAX_ACK_SKIP) {
+            return None;
+        }
+        let mut target = self.next.saturating_add(ahead.unsigned_abs());
+        if let Some(f) = self.fin_offset {
+            // The FIN takes one sequence number of its own.
+            target = target.min(f);
+        }
+        (target > self.next).then_some(target)
+    }
+
     /// The peer acknowledged this direction's bytes up to sequence number
     /// `ack` (RFC 9293 §3.4: ACK is the next sequence number the receiver
     /// expects). When that lies beyond what was delivered, the bytes in
@@ -479,26 +508,9 @@ impl HalfStream {
     /// instead of waiting for a limit or the end of the capture. Returns
     /// true when unseen bytes were acknowledged.
     pub fn acked(&mut self, ack: u32, sink: &mut Sink<'_>) -> bool {
-        let Some(origin) = self.origin else {
+        let Some(target) = self.ack_target(ack) else {
             return false;
         };
-        // The delivery point in sequence space; offsets are taken modulo
-        // 2^32 on purpose (the truncation is the wrap-around).
-        #[allow(clippy::cast_possible_truncation)]
-        let next_seq = origin.wrapping_add(self.next as u32);
-        let ahead = SeqNum(ack).diff(next_seq);
-        // Nothing unseen, or an ACK so far ahead it is nonsense.
-        if ahead <= 0 || ahead > i64::from(MAX_ACK_SKIP) {
-            return false;
-        }
-        let mut target = self.next.saturating_add(ahead.unsigned_abs());
-        if let Some(f) = self.fin_offset {
-            // The FIN takes one sequence number of its own.
-            target = target.min(f);
-        }
-        if target <= self.next {
-            return false;
-        }
         while self.next < target {
             match self.held.first_key_value() {
                 Some((&first, _)) if first < target => {
@@ -1185,6 +1197,40 @@ mod tests {
                 "bogus"
             ))
         );
+    }
+
+    /// The dissector asks [`HalfStream::acks_unseen`] before calling
+    /// [`HalfStream::acked`]: both must agree on every ACK, in every state
+    /// (no origin, in order, behind a hole, after the FIN, near the wrap).
+    #[test]
+    fn acks_unseen_agrees_with_acked() {
+        // Each state as the segments (seq, syn, fin, payload) that make it.
+        type Seg = (u32, bool, bool, &'static [u8]);
+        let states: Vec<Vec<Seg>> = vec![
+            vec![],
+            vec![(1000, false, false, b"abc")],
+            vec![(1000, false, false, b"abc"), (1013, false, false, b"xyz")],
+            vec![(10, true, false, b""), (11, false, true, b"ab")],
+            vec![(u32::MAX - 2, false, false, b"wrap")],
+        ];
+        for segs in &states {
+            let build = || {
+                let mut h = HalfStream::new(ReassemblyLimits::default());
+                for (i, &(seq, syn, fin, p)) in segs.iter().enumerate() {
+                    h.segment(seq, syn, fin, p, p.len(), i as u64 + 1, &mut |_| {});
+                }
+                h
+            };
+            let base = segs.first().map_or(0, |s| s.0);
+            let probes = (0u32..40)
+                .map(|d| base.wrapping_add(d))
+                .chain([base.wrapping_sub(5), base.wrapping_add(MAX_ACK_SKIP + 5)]);
+            for ack in probes {
+                let said = build().acks_unseen(ack);
+                let did = build().acked(ack, &mut |_| {});
+                assert_eq!(said, did, "state {segs:?}, ack {ack}");
+            }
+        }
     }
 
     #[test]
