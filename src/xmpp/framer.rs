@@ -879,13 +879,49 @@ impl Framer {
                     j + 1
                 }
             },
-            St::Content => match find1(b'<', rest) {
-                None => end,
-                Some(k) => {
+            St::Content => self.content(data, i, base, sink),
+        }
+    }
+
+    /// In element content from `data[i]`: the run of start and close tags
+    /// that makes up most of a unit split across segments, read in one
+    /// loop, each transition exactly as [`Framer::step`] makes it (after
+    /// `<`, in a start tag, in a close tag), without a `step` per state.
+    /// Returns at anything else (`<!`, `<?`, a malformed `<`, the end of
+    /// `data`, the end of the unit) with the state set for `step` to go on.
+    fn content(&mut self, data: &[u8], mut i: usize, base: u64, sink: Sink<'_>) -> usize {
+        loop {
+            let rest = data.get(i..).unwrap_or_default();
+            let Some(k) = find1(b'<', rest) else {
+                self.st = St::Content;
+                return data.len();
+            };
+            // The byte after `<` (as `after_lt`, never while resyncing here).
+            let j = i + k + 1;
+            let b = match data.get(j) {
+                Some(&b) if !self.resyncing && (b == b'/' || is_name_start(b)) => b,
+                _ => {
                     self.st = St::Lt;
-                    i + k + 1
+                    return j;
                 }
-            },
+            };
+            self.check_size(data, j, base, sink);
+            if b == b'/' {
+                self.st = St::ETag;
+                let Some(m) = find1(b'>', data.get(j + 1..).unwrap_or_default()) else {
+                    return data.len();
+                };
+                let gt = j + 1 + m;
+                self.check_size(data, gt, base, sink);
+                self.close_tag_end(data, gt + 1, base, sink);
+                i = gt + 1;
+            } else {
+                self.st = St::STag;
+                i = self.scan_tag(data, j + 1, base, sink);
+            }
+            if self.st != St::Content {
+                return i;
+            }
         }
     }
 
