@@ -171,6 +171,46 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
 pub const READING_SHARE: u64 = 210;
 
 #[cfg(test)]
+mod flow_key_tests {
+    use super::*;
+
+    /// The integer order of endpoints is the derived one, so each flow has
+    /// one key whichever way its frames go.
+    #[test]
+    fn endpoint_order_is_the_derived_order() {
+        let ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.168.1.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "fe80::1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let ends: Vec<(IpAddr, u16)> = ips
+            .iter()
+            .flat_map(|&ip| [0u16, 5222, 65535].map(|p| (ip, p)))
+            .collect();
+        for &x in &ends {
+            for &y in &ends {
+                assert_eq!(
+                    endpoint_order(x).cmp(&endpoint_order(y)),
+                    x.cmp(&y),
+                    "{x:?} {y:?}"
+                );
+                assert_eq!(FlowKey::new(x, y), FlowKey::new(y, x));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod shard_tests {
     use super::*;
     use etherparse::PacketBuilder;
@@ -251,21 +291,29 @@ struct FlowKey {
 /// (looked up for every TCP frame). Equal keys hash equally.
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        fn addr(a: IpAddr) -> u128 {
-            match a {
-                IpAddr::V4(v) => u128::from(v.to_bits()),
-                IpAddr::V6(v) => v.to_bits(),
-            }
-        }
-        h.write_u128(addr(self.a.0));
-        h.write_u128(addr(self.b.0));
+        h.write_u128(addr_bits(self.a.0));
+        h.write_u128(addr_bits(self.b.0));
         h.write_u32((u32::from(self.a.1) << 16) | u32::from(self.b.1));
     }
 }
 
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(v.to_bits()),
+        IpAddr::V6(v) => v.to_bits(),
+    }
+}
+
+/// An endpoint as integers that order as the endpoint does (IPv4 before
+/// IPv6, then the address, then the port: the derived order), compared
+/// without the derived field-by-field chain.
+fn endpoint_order((ip, port): (IpAddr, u16)) -> (bool, u128, u16) {
+    (ip.is_ipv6(), addr_bits(ip), port)
+}
+
 impl FlowKey {
     fn new(src: (IpAddr, u16), dst: (IpAddr, u16)) -> Self {
-        if src <= dst {
+        if endpoint_order(src) <= endpoint_order(dst) {
             Self { a: src, b: dst }
         } else {
             Self { a: dst, b: src }
