@@ -1654,41 +1654,48 @@ fn element_unit(
             e.notes = d.notes;
             let local = el.local();
             let ns = el.ns();
-            match (local, ns) {
-                ("starttls", info::NS_TLS) => {
-                    if *st.starttls_seen {
-                        // RFC 6120 §5.4.3.3: STARTTLS once per stream.
+            // What only elements other than stanzas (message, presence, iq:
+            // most of a stream) are looked at for.
+            if e.kind != EventKind::Stanza {
+                match (local, ns) {
+                    ("starttls", info::NS_TLS) => {
+                        if *st.starttls_seen {
+                            // RFC 6120 §5.4.3.3: STARTTLS once per stream.
+                            e.notes.push(Note::new(
+                                NoteKind::DuplicateStarttls,
+                                "second STARTTLS on this flow",
+                            ));
+                        }
+                        *st.starttls_seen = true;
+                    }
+                    ("proceed", info::NS_TLS) => {
+                        if !*st.starttls_seen {
+                            e.notes.push(Note::new(
+                                NoteKind::ProceedWithoutStarttls,
+                                "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
+                            ));
+                        }
+                        after = After::Tls;
+                    }
+                    ("compressed", info::NS_COMPRESS) => after = After::Compressed,
+                    ("auth", info::NS_SASL) => {
+                        *st.sasl_mech = el.attr("mechanism").map(Box::from);
+                    }
+                    _ => {}
+                }
+                if ns == info::NS_SASL
+                    && matches!(local, "auth" | "challenge" | "response" | "success")
+                {
+                    let text = el.text();
+                    let t = text.trim();
+                    if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
                         e.notes.push(Note::new(
-                            NoteKind::DuplicateStarttls,
-                            "second STARTTLS on this flow",
+                            NoteKind::SaslUndecodable,
+                            format!(
+                                "SASL {local} text is not base64 (RFC 6120 §6.4.2): kept as it is"
+                            ),
                         ));
                     }
-                    *st.starttls_seen = true;
-                }
-                ("proceed", info::NS_TLS) => {
-                    if !*st.starttls_seen {
-                        e.notes.push(Note::new(
-                            NoteKind::ProceedWithoutStarttls,
-                            "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
-                        ));
-                    }
-                    after = After::Tls;
-                }
-                ("compressed", info::NS_COMPRESS) => after = After::Compressed,
-                ("auth", info::NS_SASL) => {
-                    *st.sasl_mech = el.attr("mechanism").map(Box::from);
-                }
-                _ => {}
-            }
-            if ns == info::NS_SASL && matches!(local, "auth" | "challenge" | "response" | "success")
-            {
-                let text = el.text();
-                let t = text.trim();
-                if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
-                    e.notes.push(Note::new(
-                        NoteKind::SaslUndecodable,
-                        format!("SASL {local} text is not base64 (RFC 6120 §6.4.2): kept as it is"),
-                    ));
                 }
             }
             if e.kind == EventKind::Stanza && local == "iq" {

@@ -869,7 +869,10 @@ mod parallel {
                     }
                 }
                 if let Some(st) = &mut mode.stats {
-                    swept.iter().chain(&flushed).for_each(|ef| count(st, ef));
+                    // Usually neither: two tests, not an iterator chain.
+                    for ef in [&swept, &flushed].into_iter().flatten() {
+                        count(st, ef);
+                    }
                 }
                 if !mode.print {
                     swept = None;
