@@ -171,8 +171,7 @@ impl Bulk {
                 }
                 break;
             }
-            let word = |i: usize| u32_at(&buf, at + i, self.swapped).unwrap_or(0);
-            let (secs, frac, caplen, len) = (word(0), word(4), word(8), word(12));
+            let (secs, frac, caplen, len) = record_header(&buf, at, self.swapped);
             if caplen > MAX_CAPLEN {
                 batch.bytes = buf;
                 // libpcap's two wordings.
@@ -231,6 +230,35 @@ impl Bulk {
         buf.truncate(at);
         batch.bytes = buf;
         Ok(end)
+    }
+}
+
+/// A record header's four words (seconds, fraction, captured length, length
+/// on the wire) at `buf[at..at + 16]`, in the file's byte order; zeros when
+/// `buf` is shorter (the caller has checked it is not). One bounds check and
+/// one test of the byte order for the four (this runs for every frame).
+fn record_header(buf: &[u8], at: usize, swapped: bool) -> (u32, u32, u32, u32) {
+    let Some(h) = buf
+        .get(at..at.saturating_add(RECORD_HEADER))
+        .and_then(|h| <[u8; RECORD_HEADER]>::try_from(h).ok())
+    else {
+        return (0, 0, 0, 0);
+    };
+    let w = |i: usize| [h[i], h[i + 1], h[i + 2], h[i + 3]];
+    if swapped {
+        (
+            u32::from_be_bytes(w(0)),
+            u32::from_be_bytes(w(4)),
+            u32::from_be_bytes(w(8)),
+            u32::from_be_bytes(w(12)),
+        )
+    } else {
+        (
+            u32::from_le_bytes(w(0)),
+            u32::from_le_bytes(w(4)),
+            u32::from_le_bytes(w(8)),
+            u32::from_le_bytes(w(12)),
+        )
     }
 }
 
