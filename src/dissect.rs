@@ -173,46 +173,6 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
 pub const READING_SHARE: u64 = 170;
 
 #[cfg(test)]
-mod flow_key_tests {
-    use super::*;
-
-    /// The integer order of endpoints is the derived one, so each flow has
-    /// one key whichever way its frames go.
-    #[test]
-    fn endpoint_order_is_the_derived_order() {
-        let ips: Vec<IpAddr> = [
-            "0.0.0.0",
-            "10.0.0.1",
-            "10.0.0.2",
-            "192.168.1.1",
-            "255.255.255.255",
-            "::",
-            "::1",
-            "::ffff:10.0.0.1",
-            "2001:db8::1",
-            "fe80::1",
-        ]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-        let ends: Vec<(IpAddr, u16)> = ips
-            .iter()
-            .flat_map(|&ip| [0u16, 5222, 65535].map(|p| (ip, p)))
-            .collect();
-        for &x in &ends {
-            for &y in &ends {
-                assert_eq!(
-                    endpoint_order(x).cmp(&endpoint_order(y)),
-                    x.cmp(&y),
-                    "{x:?} {y:?}"
-                );
-                assert_eq!(FlowKey::new(x, y), FlowKey::new(y, x));
-            }
-        }
-    }
-}
-
-#[cfg(test)]
 mod shard_tests {
     use super::*;
     use etherparse::PacketBuilder;
@@ -319,6 +279,46 @@ impl FlowKey {
             Self { a: src, b: dst }
         } else {
             Self { a: dst, b: src }
+        }
+    }
+}
+
+#[cfg(test)]
+mod flow_key_tests {
+    use super::*;
+
+    /// The integer order of endpoints is the derived one, so each flow has
+    /// one key whichever way its frames go.
+    #[test]
+    fn endpoint_order_is_the_derived_order() {
+        let ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.168.1.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "fe80::1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let ends: Vec<(IpAddr, u16)> = ips
+            .iter()
+            .flat_map(|&ip| [0u16, 5222, 65535].map(|p| (ip, p)))
+            .collect();
+        for &x in &ends {
+            for &y in &ends {
+                assert_eq!(
+                    endpoint_order(x).cmp(&endpoint_order(y)),
+                    x.cmp(&y),
+                    "{x:?} {y:?}"
+                );
+                assert_eq!(FlowKey::new(x, y), FlowKey::new(y, x));
+            }
         }
     }
 }
@@ -1730,7 +1730,7 @@ fn element_unit(
             if let Some(owned) = owned
                 && ctx.cfg.keep_tree
             {
-                e.element = Some(owned.clone());
+                e.element = Some(Box::new(owned.clone()));
             }
         }
         Err(err) => {
@@ -1781,7 +1781,7 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
     e.from = el.attr("from").map(str::to_owned);
     e.to = el.attr("to").map(str::to_owned);
     if keep_tree {
-        e.element = Some(el.clone());
+        e.element = Some(Box::new(el.clone()));
     }
 }
 

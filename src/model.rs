@@ -395,7 +395,7 @@ pub struct Event {
     pub offset: u64,
     pub len: u64,
     #[serde(skip)]
-    pub element: Option<Element>,
+    pub element: Option<Box<Element>>,
     /// Structured fields (only when an output asks for them: NDJSON, `-V`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,

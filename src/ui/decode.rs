@@ -422,7 +422,7 @@ fn push_line(t: &mut Transcript, e: &Event) {
 pub fn transcript_text(e: &Event) -> String {
     let body = e
         .element
-        .as_ref()
+        .as_deref()
         .and_then(|el| el.child("body"))
         .map(|b| b.text.trim().to_owned())
         .filter(|b| !b.is_empty());
@@ -464,7 +464,7 @@ pub fn payload_range(linktype: i32, data: &[u8]) -> Option<Range<usize>> {
 /// the event's XML; a text of the element that the masked XML no longer
 /// holds is one of those.
 fn event_secrets(e: &Event) -> Vec<String> {
-    let Some(el) = e.element.as_ref() else {
+    let Some(el) = e.element.as_deref() else {
         return Vec::new();
     };
     if !e.xml.contains(xml::MASK) {
