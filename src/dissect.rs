@@ -601,8 +601,8 @@ impl Dissector {
         if reuse {
             self.close_flow(&key, number);
         }
-        // One lookup for a known flow (nearly every frame); a new one is
-        // inserted and looked up again.
+        // One lookup for a known flow (nearly every frame), one more to
+        // insert a new one.
         if let Some(flow) = self.flows.get_mut(&key) {
             Self::segment_in_flow(flow, &self.cfg, &mut self.counters, &seg, out);
             return;
@@ -611,18 +611,14 @@ impl Dissector {
             self.evict_oldest(number, &mut out.notes);
         }
         let flow = self.new_flow(src, dst, seg.syn, seg.has_ack, number);
-        let id = flow.id;
-        self.flows.insert(key, flow);
-        self.counters.max_concurrent_flows =
-            self.counters.max_concurrent_flows.max(self.flows.len());
+        let len = self.flows.len() + 1;
+        self.counters.max_concurrent_flows = self.counters.max_concurrent_flows.max(len);
         if self.sharded() {
-            self.changes.created = Some(id);
-            self.changes.len_after_insert =
-                Some(u32::try_from(self.flows.len()).unwrap_or(u32::MAX));
+            self.changes.created = Some(flow.id);
+            self.changes.len_after_insert = Some(u32::try_from(len).unwrap_or(u32::MAX));
         }
-        if let Some(flow) = self.flows.get_mut(&key) {
-            Self::segment_in_flow(flow, &self.cfg, &mut self.counters, &seg, out);
-        }
+        let flow = self.flows.entry(key).insert_entry(flow).into_mut();
+        Self::segment_in_flow(flow, &self.cfg, &mut self.counters, &seg, out);
     }
 
     /// The part of [`Self::dissect`] past the flow lookup: one TCP
@@ -1655,50 +1651,10 @@ fn element_unit(
             e.facts = d.facts;
             e.notes = d.notes;
             let local = el.local();
-            let ns = el.ns();
             // What only elements other than stanzas (message, presence, iq:
             // most of a stream) are looked at for.
             if e.kind != EventKind::Stanza {
-                match (local, ns) {
-                    ("starttls", info::NS_TLS) => {
-                        if *st.starttls_seen {
-                            // RFC 6120 §5.4.3.3: STARTTLS once per stream.
-                            e.notes.push(Note::new(
-                                NoteKind::DuplicateStarttls,
-                                "second STARTTLS on this flow",
-                            ));
-                        }
-                        *st.starttls_seen = true;
-                    }
-                    ("proceed", info::NS_TLS) => {
-                        if !*st.starttls_seen {
-                            e.notes.push(Note::new(
-                                NoteKind::ProceedWithoutStarttls,
-                                "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
-                            ));
-                        }
-                        after = After::Tls;
-                    }
-                    ("compressed", info::NS_COMPRESS) => after = After::Compressed,
-                    ("auth", info::NS_SASL) => {
-                        *st.sasl_mech = el.attr("mechanism").map(Box::from);
-                    }
-                    _ => {}
-                }
-                if ns == info::NS_SASL
-                    && matches!(local, "auth" | "challenge" | "response" | "success")
-                {
-                    let text = el.text();
-                    let t = text.trim();
-                    if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
-                        e.notes.push(Note::new(
-                            NoteKind::SaslUndecodable,
-                            format!(
-                                "SASL {local} text is not base64 (RFC 6120 §6.4.2): kept as it is"
-                            ),
-                        ));
-                    }
-                }
+                after = nonza_checks(el, &mut e, st);
             }
             if e.kind == EventKind::Stanza && local == "iq" {
                 pair_iq(&mut e, el, ctx, st);
@@ -1743,6 +1699,51 @@ fn element_unit(
         }
     }
     ctx.events.push(e);
+    after
+}
+
+/// What an element other than a stanza changes in its flow (STARTTLS
+/// seen, the stream's next layer, the SASL mechanism), and the notes its
+/// rules call for.
+fn nonza_checks(el: lite::El<'_, '_>, e: &mut Event, st: &mut FlowState<'_>) -> After {
+    let (local, ns) = (el.local(), el.ns());
+    let mut after = After::Continue;
+    match (local, ns) {
+        ("starttls", info::NS_TLS) => {
+            if *st.starttls_seen {
+                // RFC 6120 §5.4.3.3: STARTTLS once per stream.
+                e.notes.push(Note::new(
+                    NoteKind::DuplicateStarttls,
+                    "second STARTTLS on this flow",
+                ));
+            }
+            *st.starttls_seen = true;
+        }
+        ("proceed", info::NS_TLS) => {
+            if !*st.starttls_seen {
+                e.notes.push(Note::new(
+                    NoteKind::ProceedWithoutStarttls,
+                    "PROCEED without a STARTTLS before it (RFC 6120 §5.4.2.3)",
+                ));
+            }
+            after = After::Tls;
+        }
+        ("compressed", info::NS_COMPRESS) => after = After::Compressed,
+        ("auth", info::NS_SASL) => {
+            *st.sasl_mech = el.attr("mechanism").map(Box::from);
+        }
+        _ => {}
+    }
+    if ns == info::NS_SASL && matches!(local, "auth" | "challenge" | "response" | "success") {
+        let text = el.text();
+        let t = text.trim();
+        if !t.is_empty() && t != "=" && xmpp::sasl::b64(t).is_none() {
+            e.notes.push(Note::new(
+                NoteKind::SaslUndecodable,
+                format!("SASL {local} text is not base64 (RFC 6120 §6.4.2): kept as it is"),
+            ));
+        }
+    }
     after
 }
 

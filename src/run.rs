@@ -1294,7 +1294,7 @@ mod parallel {
             match d {
                 Done::Batch {
                     seq,
-                    mut outs,
+                    outs,
                     text,
                     batch,
                 } => {
@@ -1310,20 +1310,10 @@ mod parallel {
                     e.0 += 1;
                     let shard = outs.first().map_or(0, |o| o.shard as usize);
                     if !outs.is_empty() {
-                        if e.1.len() <= shard {
-                            e.1.resize_with(shard + 1, Vec::new);
-                        }
-                        if let Some(l) = e.1.get_mut(shard) {
-                            *l = std::mem::take(&mut outs);
-                        }
+                        put_at(&mut e.1, shard, outs);
                     }
                     if !text.is_empty() {
-                        if e.2.len() <= shard {
-                            e.2.resize_with(shard + 1, Vec::new);
-                        }
-                        if let Some(t) = e.2.get_mut(shard) {
-                            *t = text;
-                        }
+                        put_at(&mut e.2, shard, text);
                     }
                 }
                 // After the reading shard's last batch: `last` is the
@@ -1367,6 +1357,16 @@ mod parallel {
         counters.max_concurrent_flows = usize::try_from(merge.max_concurrent).unwrap_or(usize::MAX);
         printer.report(&counters)?;
         Ok(outcome)
+    }
+
+    /// `v[i] = x`, growing `v` with empty entries up to `i` first.
+    fn put_at<T: Default>(v: &mut Vec<T>, i: usize, x: T) {
+        if v.len() <= i {
+            v.resize_with(i + 1, T::default);
+        }
+        if let Some(slot) = v.get_mut(i) {
+            *slot = x;
+        }
     }
 
     /// Print one frame's outputs (`group`: every shard's, the owner's last)

@@ -279,34 +279,33 @@ pub(crate) fn intern(ns: &str) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(ns))
 }
 
+/// The namespaces [`intern`] shares.
 fn common_ns() -> Vec<Arc<str>> {
-    {
-        [
-            "jabber:client",
-            "jabber:server",
-            NS_STREAMS,
-            "http://jabber.org/protocol/chatstates",
-            "urn:xmpp:receipts",
-            "urn:xmpp:ping",
-            "jabber:iq:roster",
-            "http://jabber.org/protocol/caps",
-            "vcard-temp:x:update",
-            "urn:xmpp:delay",
-            "urn:xmpp:carbons:2",
-            "urn:xmpp:forward:0",
-            "http://jabber.org/protocol/disco#info",
-            "http://jabber.org/protocol/disco#items",
-            "urn:ietf:params:xml:ns:xmpp-stanzas",
-            "urn:ietf:params:xml:ns:xmpp-sasl",
-            "urn:ietf:params:xml:ns:xmpp-bind",
-            "urn:ietf:params:xml:ns:xmpp-session",
-            "urn:ietf:params:xml:ns:xmpp-tls",
-            "",
-        ]
-        .into_iter()
-        .map(Arc::from)
-        .collect()
-    }
+    [
+        "jabber:client",
+        "jabber:server",
+        NS_STREAMS,
+        "http://jabber.org/protocol/chatstates",
+        "urn:xmpp:receipts",
+        "urn:xmpp:ping",
+        "jabber:iq:roster",
+        "http://jabber.org/protocol/caps",
+        "vcard-temp:x:update",
+        "urn:xmpp:delay",
+        "urn:xmpp:carbons:2",
+        "urn:xmpp:forward:0",
+        "http://jabber.org/protocol/disco#info",
+        "http://jabber.org/protocol/disco#items",
+        "urn:ietf:params:xml:ns:xmpp-stanzas",
+        "urn:ietf:params:xml:ns:xmpp-sasl",
+        "urn:ietf:params:xml:ns:xmpp-bind",
+        "urn:ietf:params:xml:ns:xmpp-session",
+        "urn:ietf:params:xml:ns:xmpp-tls",
+        "",
+    ]
+    .into_iter()
+    .map(Arc::from)
+    .collect()
 }
 
 fn predefined(name: &str) -> Option<char> {
