@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::keylog::KeyLog;
-use crate::link::{self, LinkStop};
+use crate::link::{self, LinkStop, addr_bits};
 use crate::model::{Dir, Event, EventKind, Note, NoteKind, Packet, Timestamp};
 use crate::tcp::reassembly::{Delivery, HalfStream, ReassemblyLimits, StreamNoteKind};
 use crate::tls::{self, TlsEvent, TlsLimits, TlsNoteKind, TlsStream};
@@ -128,17 +128,13 @@ pub fn shard_of(linktype: i32, frame: &[u8], shards: u32) -> u32 {
     if shards <= 1 {
         return 0;
     }
-    let Some((a, b)) = link::tcp_endpoints(linktype, frame) else {
+    let Some((a, b)) = link::tcp_end_bits(linktype, frame) else {
         return 0;
     };
     // The same for both directions (a sum of the two ends), with fixed
     // constants: the same flow always lands on the same shard. Keys chosen
     // to collide only make one shard busier, never wrong.
-    let end = |(ip, port): (IpAddr, u16)| -> u64 {
-        let bits = match ip {
-            IpAddr::V4(v) => u128::from(v.to_bits()),
-            IpAddr::V6(v) => v.to_bits(),
-        };
+    let end = |(bits, port): link::EndBits| -> u64 {
         #[allow(clippy::cast_possible_truncation)] // folding the halves
         let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29);
         (folded ^ (u64::from(port) << 48) ^ u64::from(port))
@@ -256,13 +252,6 @@ impl std::hash::Hash for FlowKey {
         h.write_u128(addr_bits(self.a.0));
         h.write_u128(addr_bits(self.b.0));
         h.write_u32((u32::from(self.a.1) << 16) | u32::from(self.b.1));
-    }
-}
-
-fn addr_bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v) => u128::from(v.to_bits()),
-        IpAddr::V6(v) => v.to_bits(),
     }
 }
 

@@ -204,30 +204,93 @@ fn plain_ipv4_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
     )
 }
 
-/// The two ends of a TCP segment, (address, port) from source to
-/// destination, as [`tcp_segment`] reads them; quicker for the common frame
-/// (Ethernet without VLAN tags, plain IPv4), which is most of what the
-/// parallel run's reader tags with a shard.
+/// An end of a TCP segment as integers: the address's bits (an IPv4
+/// address widened, an IPv6 address as is) and the port.
+pub type EndBits = (u128, u16);
+
+/// The two ends of a TCP segment, from source to destination, as
+/// [`tcp_segment`] reads them (addresses as [`EndBits`]): what the parallel
+/// run's reader hashes to tag each frame with its shard. The usual frame
+/// (Ethernet without VLAN tags, IPv4 without options or IPv6 without
+/// extension headers, a whole TCP header) is read here from its bytes,
+/// with the checks `plain_ipv4_tcp` and `plain_ipv6_tcp` make, building
+/// neither a segment nor an address; the rest by [`tcp_segment`].
 #[must_use]
-pub fn tcp_endpoints(linktype: i32, frame: &[u8]) -> Option<((IpAddr, u16), (IpAddr, u16))> {
-    // The same bytes `ip_bytes` then `plain_ipv4_tcp` read for this frame;
-    // UDP (DNS, mostly) is not TCP however the rest reads (17 is no
-    // extension header that could lead to TCP, RFC 8200 §4).
+pub fn tcp_end_bits(linktype: i32, frame: &[u8]) -> Option<(EndBits, EndBits)> {
     let ip = frame.get(14..).unwrap_or_default();
-    let seg = match (linktype, frame.get(12..14)) {
-        (dlt::EN10MB, Some(&[0x08, 0x00])) => match plain_ipv4_tcp(ip) {
-            Some(seg) => seg,
-            None if ip.first() == Some(&0x45) && ip.get(9) == Some(&17) => return None,
-            None => tcp_segment(linktype, frame).ok()?,
-        },
-        (dlt::EN10MB, Some(&[0x86, 0xDD]))
-            if ip.first().is_some_and(|b| b >> 4 == 6) && ip.get(6) == Some(&17) =>
-        {
+    // The TCP header's ports, when `tcp` (the IP payload, cut to the IP
+    // header's length) starts with a whole one.
+    let ports = |tcp: &[u8]| -> Option<(u16, u16)> {
+        let th: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
+        let header_len = usize::from((th[12] & 0xf0) >> 2);
+        if header_len < 20 || header_len > tcp.len() {
             return None;
         }
-        _ => tcp_segment(linktype, frame).ok()?,
+        Some((
+            u16::from_be_bytes([th[0], th[1]]),
+            u16::from_be_bytes([th[2], th[3]]),
+        ))
     };
-    Some(((seg.src, seg.sport), (seg.dst, seg.dport)))
+    let fast = match (linktype, frame.get(12..14)) {
+        (dlt::EN10MB, Some(&[0x08, 0x00])) => {
+            // As `plain_ipv4_tcp`: version 4, 5 header words, TCP, not a
+            // fragment, the total length captured.
+            let h: Option<&[u8; 20]> = ip.get(..20).and_then(|h| h.try_into().ok());
+            h.filter(|h| h[0] == 0x45 && h[9] == 6)
+                .filter(|h| u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0)
+                .and_then(|h| {
+                    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+                    let (sport, dport) = ports(ip.get(20..total)?)?;
+                    let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+                    let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+                    Some(((u128::from(src), sport), (u128::from(dst), dport)))
+                })
+        }
+        (dlt::EN10MB, Some(&[0x86, 0xDD])) => {
+            // As `plain_ipv6_tcp`: version 6, TCP next, not a jumbogram,
+            // the payload captured.
+            let h: Option<&[u8; 40]> = ip.get(..40).and_then(|h| h.try_into().ok());
+            h.filter(|h| h[0] >> 4 == 6 && h[6] == 6).and_then(|h| {
+                let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+                if plen == 0 {
+                    return None;
+                }
+                let (sport, dport) = ports(ip.get(40..40 + plen)?)?;
+                let bits = |at: usize| -> Option<u128> {
+                    Some(u128::from_be_bytes(h.get(at..at + 16)?.try_into().ok()?))
+                };
+                Some(((bits(8)?, sport), (bits(24)?, dport)))
+            })
+        }
+        _ => None,
+    };
+    if fast.is_some() {
+        return fast;
+    }
+    // UDP (DNS, mostly) is not TCP however the rest reads (17 is no
+    // extension header that could lead to TCP, RFC 8200 §4).
+    let udp = match frame.get(12..14) {
+        Some(&[0x08, 0x00]) => ip.first() == Some(&0x45) && ip.get(9) == Some(&17),
+        Some(&[0x86, 0xDD]) => ip.first().is_some_and(|b| b >> 4 == 6) && ip.get(6) == Some(&17),
+        _ => false,
+    };
+    if linktype == dlt::EN10MB && udp {
+        return None;
+    }
+    let seg = tcp_segment(linktype, frame).ok()?;
+    Some((
+        (addr_bits(seg.src), seg.sport),
+        (addr_bits(seg.dst), seg.dport),
+    ))
+}
+
+/// An address's bits: an IPv4 address widened, an IPv6 address as is.
+#[must_use]
+pub fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(v.to_bits()),
+        IpAddr::V6(v) => v.to_bits(),
+    }
 }
 
 /// A UDP datagram, borrowed from its frame (for DNS answers: the TCP path
@@ -490,7 +553,7 @@ mod tests {
         /// The quick endpoints are the segment's, whatever the header bytes,
         /// for IPv4 and IPv6, TCP and UDP.
         #[test]
-        fn tcp_endpoints_agree_with_tcp_segment(
+        fn tcp_end_bits_agree_with_tcp_segment(
             v6 in proptest::prelude::any::<bool>(),
             udp in proptest::prelude::any::<bool>(),
             payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
@@ -511,8 +574,8 @@ mod tests {
             f.truncate(cut.max(1));
             let slow = tcp_segment(dlt::EN10MB, &f)
                 .ok()
-                .map(|s| ((s.src, s.sport), (s.dst, s.dport)));
-            proptest::prop_assert_eq!(tcp_endpoints(dlt::EN10MB, &f), slow);
+                .map(|s| ((addr_bits(s.src), s.sport), (addr_bits(s.dst), s.dport)));
+            proptest::prop_assert_eq!(tcp_end_bits(dlt::EN10MB, &f), slow);
         }
     }
 
