@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::keylog::KeyLog;
 use crate::link::{self, LinkStop, addr_bits};
-use crate::model::{Dir, Event, EventKind, Note, NoteKind, Packet, Timestamp};
+use crate::model::{Dir, Event, EventKind, Note, NoteKind, Packet, Tally, Timestamp};
 use crate::tcp::reassembly::{Delivery, HalfStream, ReassemblyLimits, StreamNoteKind};
 use crate::tls::{self, TlsEvent, TlsLimits, TlsNoteKind, TlsStream};
 use crate::tlsdec::{DecOut, Decrypted, FlowDecrypt, Why};
@@ -397,6 +397,9 @@ struct Ctx<'a> {
     dst: (IpAddr, u16),
     cfg: &'a Config,
     events: &'a mut Vec<Event>,
+    /// Where a counts-only dissector's stanzas go ([`Tally`]); `None`
+    /// otherwise, and for flows flushed outside a frame (events then).
+    tallies: Option<&'a mut Vec<Tally>>,
     notes: &'a mut Vec<Note>,
 }
 
@@ -644,6 +647,7 @@ impl Dissector {
             frame: number,
             ts,
             events: &mut out.events,
+            tallies: cfg.counts_only.then_some(&mut out.tallies),
             notes: &mut out.notes,
         };
         let other = dir.other();
@@ -799,6 +803,7 @@ impl Dissector {
             frame,
             ts: flow.last_seen,
             events: &mut self.flushed,
+            tallies: None,
             notes: &mut self.flushed_notes,
         };
         with_half(flow, dir, sink, |tcp, deliver| tcp.flush(deliver));
@@ -869,6 +874,7 @@ struct Sink<'a> {
     frame: u64,
     ts: Timestamp,
     events: &'a mut Vec<Event>,
+    tallies: Option<&'a mut Vec<Tally>>,
     notes: &'a mut Vec<Note>,
 }
 
@@ -880,6 +886,7 @@ impl Sink<'_> {
             frame: self.frame,
             ts: self.ts,
             events: self.events,
+            tallies: self.tallies.as_deref_mut(),
             notes: self.notes,
         }
     }
@@ -958,6 +965,7 @@ fn with_half_state<R>(
         dst,
         cfg: sink.cfg,
         events: sink.events,
+        tallies: sink.tallies,
         notes: sink.notes,
     };
     let [h0, h1] = &mut flow.halves;
@@ -1603,7 +1611,6 @@ fn element_unit(
     scope: &Scope,
     st: &mut FlowState<'_>,
 ) -> After {
-    let mut e = new_event(ctx, EventKind::Nonza, frames, start, end);
     let mut after = After::Continue;
     // Only the printers that show the XML or the tree need an owned
     // element; the summary is read straight from the bytes when they
@@ -1633,20 +1640,59 @@ fn element_unit(
             } else {
                 info::describe_el(el, ctx.dir)
             };
+            let local = el.local();
+            // A counts-only run's stanza with nothing to note is counted
+            // from a tally: no event is built for it.
+            let mut paired = None;
+            if ctx.tallies.is_some()
+                && d.kind() == EventKind::Stanza
+                && d.notes.is_empty()
+                && d.facts.stanza.is_some()
+            {
+                let p = if local == "iq" {
+                    iq_pairing(el, "", ctx, st)
+                } else {
+                    IqPaired::Nothing
+                };
+                if !matches!(p, IqPaired::Evicted(_)) {
+                    // As below: the `type` when the facts do not name it.
+                    let typ = if d.facts.typ.is_none() {
+                        el.attr("type").map(str::to_owned)
+                    } else {
+                        None
+                    };
+                    if let Some(tallies) = ctx.tallies.as_deref_mut() {
+                        tallies.push(Tally {
+                            facts: d.facts,
+                            chat_state: d.chat_state,
+                            has_body: d.has_body,
+                            typ,
+                        });
+                    }
+                    return after;
+                }
+                paired = Some(p);
+            }
+            let mut e = new_event(ctx, EventKind::Nonza, frames, start, end);
             e.kind = d.kind();
             e.info = d.info;
             e.chat_state = d.chat_state;
             e.has_body = d.has_body;
             e.facts = d.facts;
             e.notes = d.notes;
-            let local = el.local();
             // What only elements other than stanzas (message, presence, iq:
             // most of a stream) are looked at for.
             if e.kind != EventKind::Stanza {
                 after = nonza_checks(el, &mut e, st);
             }
-            if e.kind == EventKind::Stanza && local == "iq" {
-                pair_iq(&mut e, el, ctx, st);
+            match paired {
+                // Paired already (above), and a request was forgotten.
+                Some(IqPaired::Evicted(note)) => e.notes.push(note),
+                Some(_) => {}
+                None if e.kind == EventKind::Stanza && local == "iq" => {
+                    pair_iq(&mut e, el, ctx, st);
+                }
+                None => {}
             }
             if let Some(owned) = owned
                 && ctx.cfg.keep_xml
@@ -1677,17 +1723,18 @@ fn element_unit(
             {
                 e.element = Some(Box::new(owned.clone()));
             }
+            ctx.events.push(e);
         }
         Err(err) => {
-            e.kind = EventKind::Junk;
+            let mut e = new_event(ctx, EventKind::Junk, frames, start, end);
             e.info = "MALFORMED XML".into();
             e.notes.push(malformed_note("element", start, err));
             if ctx.cfg.keep_xml {
                 e.xml = String::from_utf8_lossy(bytes).into_owned();
             }
+            ctx.events.push(e);
         }
     }
-    ctx.events.push(e);
     after
 }
 
@@ -1776,16 +1823,26 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
 }
 
 /// Link an IQ response to its request (RFC 6120 §8.2.3), one pass.
-fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut FlowState<'_>) {
+/// What pairing an IQ with its request or response said (RFC 6120 §8.2.3).
+enum IqPaired {
+    /// It answers this request.
+    Response(pairing::Pending),
+    /// It is a request, and the one forgotten to make room (at
+    /// `--max-pending-iqs`) has this note.
+    Evicted(Note),
+    Nothing,
+}
+
+/// Pair an IQ: `info` is its Info (a counts-only event has none: the Info
+/// is then built for requests alone, for the note if one stays unanswered).
+fn iq_pairing(el: lite::El<'_, '_>, info: &str, ctx: &Ctx<'_>, st: &mut FlowState<'_>) -> IqPaired {
     let limit = ctx.cfg.limits.max_pending_iqs;
-    let (dir, counts_only, info) = (ctx.dir, ctx.cfg.counts_only, &e.info);
-    // What a request asked, for the note if it stays unanswered: a
-    // counts-only event has no Info, so it is built for requests alone.
+    let (dir, counts_only) = (ctx.dir, ctx.cfg.counts_only);
     let what = || {
         if counts_only {
             info::describe_el(el, dir).info
         } else {
-            info.clone()
+            info.to_owned()
         }
     };
     match st.iqs.iq(
@@ -1797,10 +1854,28 @@ fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut Flow
         what,
         limit,
     ) {
-        pairing::Outcome::Response { request } => {
+        pairing::Outcome::Response { request } => IqPaired::Response(request),
+        pairing::Outcome::Request {
+            evicted: Some(old), ..
+        } => IqPaired::Evicted(Note::on_flow(
+            NoteKind::LimitPendingIqs,
+            ctx.flow,
+            format!(
+                "more than {limit} unanswered IQ requests on flow {} (--max-pending-iqs): forgot the request in frame {} (id '{}')",
+                ctx.flow, old.frame, old.id
+            ),
+        )),
+        _ => IqPaired::Nothing,
+    }
+}
+
+/// Pair an IQ event, and link a request that completed in this same frame
+/// to it.
+fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut FlowState<'_>) {
+    match iq_pairing(el, &e.info, ctx, st) {
+        IqPaired::Response(request) => {
             e.response_to = Some(request.frame);
             e.response_time = Some(ctx.ts.since(request.time));
-            // The request completed in this same frame: link it now.
             if let Some(req) = ctx.events.iter_mut().rev().find(|r| {
                 r.frame == request.frame
                     && r.dir == request.dir
@@ -1810,19 +1885,8 @@ fn pair_iq(e: &mut Event, el: lite::El<'_, '_>, ctx: &mut Ctx<'_>, st: &mut Flow
                 req.response_in = Some(ctx.frame);
             }
         }
-        pairing::Outcome::Request {
-            evicted: Some(old), ..
-        } => {
-            e.notes.push(Note::on_flow(
-                NoteKind::LimitPendingIqs,
-                ctx.flow,
-                format!(
-                    "more than {limit} unanswered IQ requests on flow {} (--max-pending-iqs): forgot the request in frame {} (id '{}')",
-                    ctx.flow, old.frame, old.id
-                ),
-            ));
-        }
-        _ => {}
+        IqPaired::Evicted(note) => e.notes.push(note),
+        IqPaired::Nothing => {}
     }
 }
 

@@ -453,6 +453,20 @@ impl Proto {
     }
 }
 
+/// What `--stats` counts of a stanza, without the rest of an [`Event`]. A
+/// counts-only dissector ([`crate::dissect::Config::counts_only`]: nothing
+/// but the figures is printed) reports a stanza so when it has no notes:
+/// about a tenth of an event's size, nothing else to build, move or drop.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub facts: Facts,
+    pub chat_state: Option<ChatState>,
+    pub has_body: bool,
+    /// The `type` attribute when it is not one the facts name
+    /// ([`Facts::typ`]).
+    pub typ: Option<String>,
+}
+
 /// One captured frame after dissection.
 #[derive(Debug, Clone, Default)]
 pub struct Packet {
@@ -471,6 +485,9 @@ pub struct Packet {
     pub dir: Option<Dir>,
     /// Events completed in this frame.
     pub events: Vec<Event>,
+    /// Stanzas completed in this frame, counted only (a counts-only
+    /// dissector's, see [`Tally`]).
+    pub tallies: Vec<Tally>,
     /// Notes about the frame itself (link/TCP level).
     pub notes: Vec<Note>,
 }
@@ -504,6 +521,7 @@ impl Packet {
         self.flow = None;
         self.dir = None;
         self.events.clear();
+        self.tallies.clear();
         self.notes.clear();
     }
 }

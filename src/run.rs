@@ -116,6 +116,7 @@ impl<W: Write> Printer<W> {
             .is_none_or(|keep| packet.flow.is_some_and(|f| keep.contains(&f)));
         if !kept {
             packet.events.clear();
+            packet.tallies.clear();
             packet.notes.clear();
             packet.flow = None;
             // Not this account's: no line, no view.
@@ -240,6 +241,9 @@ impl<W: Write> Printer<W> {
         if self.settings.stats && self.count_stats {
             for e in &p.events {
                 self.stats.add_event(e);
+            }
+            for t in &p.tallies {
+                self.stats.add_tally(t);
             }
             for n in &p.notes {
                 self.stats.add_note(n);
@@ -852,6 +856,9 @@ mod parallel {
                     if let Some(st) = &mut mode.stats {
                         for e in &packet.events {
                             st.add_event(e);
+                        }
+                        for t in &packet.tallies {
+                            st.add_tally(t);
                         }
                         for n in &packet.notes {
                             st.add_note(n);

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::dissect::Counters;
-use crate::model::{Dir, Event, EventKind, Note, Severity, StanzaKind};
+use crate::model::{ChatState, Dir, Event, EventKind, Facts, Note, Severity, StanzaKind, Tally};
 use crate::xmpp::info::{NS_SASL, NS_TLS};
 
 /// Counts by `type` attribute.
@@ -96,7 +96,6 @@ impl Stats {
     }
 
     fn add_stanza(&mut self, e: &Event) {
-        let typ = e.typ.as_deref().or(e.facts.typ);
         // The dissector says which stanza it is; an event built without
         // that fact (by hand) is known by its name.
         let kind =
@@ -107,18 +106,37 @@ impl Stats {
                     "presence" => StanzaKind::Presence,
                     _ => StanzaKind::Iq,
                 });
+        self.count_stanza(kind, &e.facts, e.typ.as_deref(), e.has_body, e.chat_state);
+    }
+
+    /// A stanza reported as a [`Tally`] (the dissector always names its
+    /// kind; one without is counted as an IQ, as an event without a name).
+    pub fn add_tally(&mut self, t: &Tally) {
+        let kind = t.facts.stanza.unwrap_or(StanzaKind::Iq);
+        self.count_stanza(kind, &t.facts, t.typ.as_deref(), t.has_body, t.chat_state);
+    }
+
+    fn count_stanza(
+        &mut self,
+        kind: StanzaKind,
+        facts: &Facts,
+        typ: Option<&str>,
+        has_body: bool,
+        chat_state: Option<ChatState>,
+    ) {
+        let typ = typ.or(facts.typ);
         match kind {
             StanzaKind::Message => {
                 self.messages += 1;
                 // RFC 6121 §5.2.2: no type means "normal".
                 bump(&mut self.message_types, typ.unwrap_or("normal"));
-                if e.has_body {
+                if has_body {
                     self.messages_with_body += 1;
-                    self.body_decoded_bytes += e.facts.body_bytes;
+                    self.body_decoded_bytes += facts.body_bytes;
                 }
-                if let Some(cs) = e.chat_state {
+                if let Some(cs) = chat_state {
                     self.chatstate_messages += 1;
-                    if !e.has_body {
+                    if !has_body {
                         self.chatstate_only_messages += 1;
                     }
                     bump(&mut self.chatstates, cs.as_str());
@@ -130,17 +148,17 @@ impl Stats {
                 if typ == Some("unavailable") {
                     self.presence_unavailable += 1;
                 }
-                if e.facts.has_status {
+                if facts.has_status {
                     self.presence_with_status += 1;
                 }
             }
             StanzaKind::Iq => {
                 self.iqs += 1;
                 bump(&mut self.iq_types, typ.unwrap_or(""));
-                if e.facts.ping {
+                if facts.ping {
                     self.iq_pings += 1;
                 }
-                if let Some(n) = e.facts.roster_items {
+                if let Some(n) = facts.roster_items {
                     self.roster_results += 1;
                     self.roster_items += u64::from(n);
                 }
