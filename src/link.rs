@@ -216,6 +216,7 @@ pub type EndBits = (u128, u16);
 /// with the checks `plain_ipv4_tcp` and `plain_ipv6_tcp` make, building
 /// neither a segment nor an address; the rest by [`tcp_segment`].
 #[must_use]
+#[inline]
 pub fn tcp_end_bits(linktype: i32, frame: &[u8]) -> Option<(EndBits, EndBits)> {
     let ip = frame.get(14..).unwrap_or_default();
     // The TCP header's ports, when `tcp` (the IP payload, cut to the IP
