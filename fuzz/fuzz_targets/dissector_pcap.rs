@@ -16,7 +16,12 @@
 //! bit 0  keep_xml off          bit 3  no TLS key log
 //! bit 1  keep_tree off         bit 4  small limits (flows, framer, TCP, IQs)
 //! bit 2  show_secrets on       bit 5  no extra XMPP ports (1299, 7400)
+//!                               bit 6  a counts-only twin (below)
 //! ```
+//!
+//! With bit 6, a counts-only dissector (what `-q --stats` runs: stanzas
+//! without notes come as tallies, no Info) reads the same frames beside
+//! the full one, and the statistics of the two must be the same.
 //!
 //! The key log is the project's own (`captures/*.keys`), so the prosody
 //! TLS captures decrypt and the decrypted XMPP is fuzzed as well.
@@ -29,7 +34,7 @@ use std::sync::{Arc, LazyLock};
 use libfuzzer_sys::fuzz_target;
 use xmppscope::dissect::{Config, Dissector, Limits};
 use xmppscope::keylog::KeyLog;
-use xmppscope::model::{Packet, Timestamp};
+use xmppscope::model::{Event, Note, Packet, Tally, Timestamp};
 use xmppscope::output::{self, Clock, expert::Expert, stats::Stats};
 use xmppscope::tcp::reassembly::ReassemblyLimits;
 use xmppscope::xmpp::framer::FramerLimits;
@@ -162,28 +167,48 @@ impl Printers {
         }
     }
 
-    fn flushed(&mut self, d: &mut Dissector, last: u64) {
-        let (events, notes) = d.take_flushed();
+    fn flushed(&mut self, events: &[Event], notes: &[Note], last: u64) {
         if events.is_empty() && notes.is_empty() {
             return;
         }
         let mut out = io::sink();
-        output::write_flushed_lines(&mut out, &mut self.line, &mut self.clock, &events)
+        output::write_flushed_lines(&mut out, &mut self.line, &mut self.clock, events)
             .expect("sink");
         let ts = events.last().map(|e| e.time).unwrap_or_default();
-        output::write_ndjson(&mut out, &mut self.json, &events, &notes, last, ts, None)
+        output::write_ndjson(&mut out, &mut self.json, events, notes, last, ts, None)
             .expect("sink");
-        for e in &events {
+        for e in events {
             self.stats.add_event(e);
             for n in &e.notes {
                 self.expert.add(n, e.frame);
             }
         }
-        for n in &notes {
+        for n in notes {
             self.expert.add(n, 0);
             self.stats.add_note(n);
         }
     }
+}
+
+/// Count as `--stats` does.
+fn count(st: &mut Stats, events: &[Event], tallies: &[Tally], notes: &[Note]) {
+    for e in events {
+        st.add_event(e);
+    }
+    for t in tallies {
+        st.add_tally(t);
+    }
+    for n in notes {
+        st.add_note(n);
+    }
+}
+
+/// The counts-only dissector beside the full one, and both one's figures.
+struct Twin {
+    d: Dissector,
+    p: Packet,
+    counts: Stats,
+    full: Stats,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -194,6 +219,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut d = Dissector::new(config(h.zone));
+    let mut twin = (h.zone & 64 != 0).then(|| Twin {
+        d: Dissector::new(Config {
+            counts_only: true,
+            keep_xml: false,
+            keep_tree: false,
+            ..config(h.zone)
+        }),
+        p: Packet::default(),
+        counts: Stats::default(),
+        full: Stats::default(),
+    });
     let mut pr = Printers {
         clock: Clock::default(),
         line: String::new(),
@@ -234,11 +270,34 @@ fuzz_target!(|data: &[u8]| {
         };
         d.dissect(number, ts, h.linktype, frame, wire_len, &mut packet);
         pr.packet(&packet);
-        pr.flushed(&mut d, number);
+        let (events, notes) = d.take_flushed();
+        pr.flushed(&events, &notes, number);
+        if let Some(t) = twin.as_mut() {
+            t.d.dissect(number, ts, h.linktype, frame, wire_len, &mut t.p);
+            count(&mut t.counts, &t.p.events, &t.p.tallies, &t.p.notes);
+            let (ce, cn) = t.d.take_flushed();
+            count(&mut t.counts, &ce, &[], &cn);
+            count(&mut t.full, &packet.events, &packet.tallies, &packet.notes);
+            count(&mut t.full, &events, &[], &notes);
+        }
         let _ = d.buffered_bytes();
     }
     d.finish(number);
-    pr.flushed(&mut d, number);
+    let (events, notes) = d.take_flushed();
+    pr.flushed(&events, &notes, number);
+    if let Some(mut t) = twin {
+        t.d.finish(number);
+        let (ce, cn) = t.d.take_flushed();
+        count(&mut t.counts, &ce, &[], &cn);
+        count(&mut t.full, &events, &[], &notes);
+        t.counts.set_counters(t.d.counters());
+        t.full.set_counters(d.counters());
+        assert_eq!(
+            format!("{:?}", t.full),
+            format!("{:?}", t.counts),
+            "counts-only statistics differ from the full dissector's"
+        );
+    }
     let _ = pr.expert.to_text();
     pr.stats.set_counters(d.counters());
     let _ = pr.stats.to_text();
