@@ -1822,8 +1822,8 @@ fn fill_from_element(e: &mut Event, el: &element::Element, keep_tree: bool) {
     }
 }
 
-/// Link an IQ response to its request (RFC 6120 §8.2.3), one pass.
-/// What pairing an IQ with its request or response said (RFC 6120 §8.2.3).
+/// What pairing an IQ with its request or response said (RFC 6120 §8.2.3,
+/// one pass).
 enum IqPaired {
     /// It answers this request.
     Response(pairing::Pending),

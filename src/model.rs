@@ -456,7 +456,7 @@ impl Proto {
 /// What `--stats` counts of a stanza, without the rest of an [`Event`]. A
 /// counts-only dissector ([`crate::dissect::Config::counts_only`]: nothing
 /// but the figures is printed) reports a stanza so when it has no notes:
-/// about a tenth of an event's size, nothing else to build, move or drop.
+/// a few fields instead of a whole event to build, move and drop.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     pub facts: Facts,
