@@ -1655,12 +1655,7 @@ fn element_unit(
                     IqPaired::Nothing
                 };
                 if !matches!(p, IqPaired::Evicted(_)) {
-                    // As below: the `type` when the facts do not name it.
-                    let typ = if d.facts.typ.is_none() {
-                        el.attr("type").map(str::to_owned)
-                    } else {
-                        None
-                    };
+                    let typ = unusual_type(el, &d.facts);
                     if let Some(tallies) = ctx.tallies.as_deref_mut() {
                         tallies.push(Tally {
                             facts: d.facts,
@@ -1709,12 +1704,7 @@ fn element_unit(
                 e.pretty = detail::pretty(owned, ctx.cfg.show_secrets, mech);
             }
             if ctx.cfg.counts_only && e.kind == EventKind::Stanza {
-                // What the statistics read of a stanza besides its facts:
-                // they count messages, presences and IQs by `type`, which
-                // the facts hold when it is a usual one.
-                if e.facts.typ.is_none() {
-                    e.typ = el.attr("type").map(str::to_owned);
-                }
+                e.typ = unusual_type(el, &e.facts);
             } else {
                 fill_from(&mut e, el, owned, scope);
             }
@@ -1736,6 +1726,16 @@ fn element_unit(
         }
     }
     after
+}
+
+/// What the statistics read of a stanza besides its facts: they count
+/// messages, presences and IQs by `type`, which the facts hold when it is a
+/// usual one; otherwise the attribute as written (a counts-only run).
+fn unusual_type(el: lite::El<'_, '_>, facts: &crate::model::Facts) -> Option<String> {
+    if facts.typ.is_some() {
+        return None;
+    }
+    el.attr("type").map(str::to_owned)
 }
 
 /// What an element other than a stanza changes in its flow (STARTTLS
